@@ -1,0 +1,237 @@
+"""Semantic adapter: what the video shows steers what the audio sounds like.
+
+The adapter is an IP-Adapter (decoupled cross-attention) and uses diffusers' machinery as it is:
+``IPAdapterMixin.load_ip_adapter`` installs ``IPAdapterAttnProcessor2_0`` in every cross-attention
+layer of the UNet and an ``ImageProjection`` (one CLIP image embedding -> 4 tokens) as the UNet's
+``encoder_hid_proj``. This module adds what diffusers does not: reading the released file safely,
+checking it against the UNet with messages a user can act on, writing it back out (a pipeline's
+``save_pretrained`` drops IP-Adapter weights), and turning video frames into the one mean CLIP
+embedding the release conditions on.
+
+State-dict layout (the standard IP-Adapter layout, as released in ``semantic/semantic_adapter.bin``)::
+
+    {"image_proj": {"proj.weight": [4 * cross_dim, clip_dim], "proj.bias", "norm.weight": [cross_dim],
+                    "norm.bias"},
+     "ip_adapter": {"1.to_k_ip.weight": [hidden, cross_dim], "1.to_v_ip.weight", "3.to_k_ip.weight", ...}}
+
+The ``ip_adapter`` keys are numbered 1, 3, 5, ... over the UNet's cross-attention layers in the
+order of ``unet.attn_processors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.models.attention_processor import (
+    AttnProcessor2_0,
+    IPAdapterAttnProcessor,
+    IPAdapterAttnProcessor2_0,
+)
+from safetensors.torch import load_file, save_file
+
+from .release import CheckpointError, load_torch_pickle, unwrap_state_dict
+
+NUM_IMAGE_TOKENS = 4
+NATIVE_SUBFOLDER = "semantic_adapter"
+NATIVE_WEIGHT_NAME = "ip_adapter.safetensors"
+_IP_PROCESSORS = (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0)
+
+
+def load_semantic_adapter_file(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    """Read a semantic adapter file into ``{"image_proj": {...}, "ip_adapter": {...}}``.
+
+    Accepts the released torch pickle (``.bin``/``.pt``/``.ckpt``, read with ``weights_only=True``)
+    and the native safetensors file (keys prefixed ``image_proj.`` / ``ip_adapter.``).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"Checkpoint file not found: {path}")
+        flat = load_file(str(path))
+        nested: dict[str, dict[str, torch.Tensor]] = {"image_proj": {}, "ip_adapter": {}}
+        for key, value in flat.items():
+            group, _, name = key.partition(".")
+            if group not in nested or not name:
+                raise CheckpointError(
+                    f"{path}: unexpected key {key!r}; expected keys starting with 'image_proj.' or 'ip_adapter.'."
+                )
+            nested[group][name] = value
+        return nested
+    obj = load_torch_pickle(path)
+    if not isinstance(obj, dict) or "image_proj" not in obj or "ip_adapter" not in obj:
+        found = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"{path} is not a semantic (IP-Adapter) checkpoint: expected a dict with 'image_proj' and "
+            f"'ip_adapter', found {found}."
+        )
+    return {
+        "image_proj": unwrap_state_dict(obj["image_proj"], f"{path} [image_proj]"),
+        "ip_adapter": unwrap_state_dict(obj["ip_adapter"], f"{path} [ip_adapter]"),
+    }
+
+
+def _cross_attention_layers(unet) -> Iterator[tuple[str, torch.nn.Module]]:
+    """The UNet's cross-attention modules, in ``attn_processors`` order."""
+    modules = dict(unet.named_modules())
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        yield name, modules[name.rsplit(".processor", 1)[0]]
+
+
+def expected_semantic_shapes(unet, clip_dim: int) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The key -> shape layout a semantic adapter for ``unet`` and a ``clip_dim`` image encoder has."""
+    cross_dim = unet.config.cross_attention_dim
+    image_proj = {
+        "proj.weight": (NUM_IMAGE_TOKENS * cross_dim, clip_dim),
+        "proj.bias": (NUM_IMAGE_TOKENS * cross_dim,),
+        "norm.weight": (cross_dim,),
+        "norm.bias": (cross_dim,),
+    }
+    ip_adapter = {}
+    for number, (_, attention) in zip(range(1, 10**6, 2), _cross_attention_layers(unet)):
+        shape = (attention.to_k.out_features, attention.to_k.in_features)
+        ip_adapter[f"{number}.to_k_ip.weight"] = shape
+        ip_adapter[f"{number}.to_v_ip.weight"] = shape
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
+def check_semantic_adapter(
+    state_dict: dict[str, dict[str, torch.Tensor]], unet, clip_dim: int | None, source: str | os.PathLike
+) -> None:
+    """Raise :class:`CheckpointError` unless the adapter fits ``unet`` (and an image encoder whose
+    ``image_embeds`` have ``clip_dim`` features, when given) exactly."""
+    cross_dim = unet.config.cross_attention_dim
+    norm = state_dict["image_proj"].get("norm.weight")
+    if norm is not None and norm.shape[0] != cross_dim:
+        raise CheckpointError(
+            f"{source}: the semantic adapter was trained for a UNet with cross-attention width "
+            f"{norm.shape[0]}, but this UNet's cross-attention width is {cross_dim}. Use the adapter that "
+            f"belongs to this base model."
+        )
+    proj = state_dict["image_proj"].get("proj.weight")
+    if proj is not None and clip_dim is not None and proj.shape[-1] != clip_dim:
+        raise CheckpointError(
+            f"{source}: the semantic adapter expects CLIP image embeddings of width {proj.shape[-1]}, but the "
+            f"image encoder produces {clip_dim}. Use the image encoder the adapter was trained with."
+        )
+    if clip_dim is None:
+        clip_dim = proj.shape[-1] if proj is not None else 0
+    expected = expected_semantic_shapes(unet, clip_dim)
+    for group in ("image_proj", "ip_adapter"):
+        have, want = state_dict[group], expected[group]
+        missing = [k for k in want if k not in have]
+        unexpected = [k for k in have if k not in want]
+        wrong = [
+            f"{k}: {tuple(have[k].shape)} vs {want[k]}"
+            for k in want
+            if k in have and tuple(have[k].shape) != want[k]
+        ]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing[:5])}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(unexpected[:5])}")
+        if wrong:
+            problems.append(f"shape mismatch (file vs UNet) {'; '.join(wrong[:5])}")
+        if problems:
+            raise CheckpointError(
+                f"{source} does not match this UNet's semantic adapter layout [{group}]: "
+                + "; ".join(problems)
+                + "."
+            )
+
+
+def has_semantic_adapter(unet) -> bool:
+    return any(isinstance(p, _IP_PROCESSORS) for p in unet.attn_processors.values())
+
+
+def semantic_adapter_state_dict(unet) -> dict[str, dict[str, torch.Tensor]]:
+    """The adapter installed in ``unet``, in the standard IP-Adapter layout (loadable with
+    diffusers' ``load_ip_adapter`` and by this package)."""
+    if not has_semantic_adapter(unet) or unet.encoder_hid_proj is None:
+        raise ValueError("This UNet has no semantic adapter loaded.")
+    projection = unet.encoder_hid_proj.image_projection_layers[0]
+    image_proj = {
+        key.replace("image_embeds", "proj"): value.detach().clone()
+        for key, value in projection.state_dict().items()
+    }
+    ip_adapter = {}
+    number = 1
+    for processor in unet.attn_processors.values():
+        if isinstance(processor, _IP_PROCESSORS):
+            ip_adapter[f"{number}.to_k_ip.weight"] = processor.to_k_ip[0].weight.detach().clone()
+            ip_adapter[f"{number}.to_v_ip.weight"] = processor.to_v_ip[0].weight.detach().clone()
+            number += 2
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
+def save_semantic_adapter(state_dict: dict[str, dict[str, torch.Tensor]], path: str | os.PathLike) -> None:
+    """Write an adapter as one safetensors file with ``image_proj.`` / ``ip_adapter.`` prefixes (the
+    layout diffusers' ``load_ip_adapter`` reads from safetensors)."""
+    flat = {
+        f"{group}.{key}": value.detach().to("cpu").contiguous()
+        for group in ("image_proj", "ip_adapter")
+        for key, value in state_dict[group].items()
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(flat, str(path))
+
+
+@contextlib.contextmanager
+def detached_semantic_adapter(unet):
+    """Temporarily give ``unet`` its plain attention processors and no image projection (so that its
+    ``save_pretrained`` writes the base UNet only), then put the adapter back."""
+    if not has_semantic_adapter(unet):
+        yield
+        return
+    processors = dict(unet.attn_processors)
+    projection, hid_type = unet.encoder_hid_proj, unet.config.encoder_hid_dim_type
+    unet.set_attn_processor(
+        {name: AttnProcessor2_0() if isinstance(p, _IP_PROCESSORS) else p for name, p in processors.items()}
+    )
+    unet.encoder_hid_proj = None
+    unet.register_to_config(encoder_hid_dim_type=None)
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(processors)
+        unet.encoder_hid_proj = projection
+        unet.register_to_config(encoder_hid_dim_type=hid_type)
+
+
+def set_semantic_scale(unet, scale: float) -> None:
+    """Set the weight of the image branch in every decoupled cross-attention layer."""
+    for processor in unet.attn_processors.values():
+        if isinstance(processor, _IP_PROCESSORS):
+            processor.scale = [float(scale)] * len(processor.scale)
+
+
+@torch.no_grad()
+def encode_video_frames(
+    frames: np.ndarray,
+    image_encoder,
+    feature_extractor,
+    batch_size: int = 50,
+) -> torch.Tensor:
+    """The release's video embedding: the mean CLIP ``image_embeds`` of the sampled frames.
+
+    Args:
+        frames: uint8 RGB array (T, H, W, 3).
+        batch_size: frames per image-encoder forward (memory bound only; the result is the same).
+
+    Returns:
+        Tensor (1, D) on the image encoder's device and dtype, D = ``image_encoder.config.projection_dim``.
+    """
+    device, dtype = image_encoder.device, image_encoder.dtype
+    embeds = []
+    for start in range(0, len(frames), batch_size):
+        chunk = list(frames[start : start + batch_size])
+        pixels = feature_extractor(images=chunk, return_tensors="pt").pixel_values
+        embeds.append(image_encoder(pixel_values=pixels.to(device=device, dtype=dtype)).image_embeds)
+    return torch.cat(embeds).mean(dim=0, keepdim=True)

@@ -1,0 +1,170 @@
+"""Temporal controller: when the video shows an event, the audio has one.
+
+The controller is a diffusers ``ControlNetModel`` copied from the UNet's encoder
+(``ControlNetModel.from_unet(unet, conditioning_channels=1)``) and conditioned on a *timestamp
+mask*: one value per mel column, +1 where a sound event is on and -1 elsewhere, repeated over the
+mel bands into a 1 x n_mels x window_columns image.
+
+A mask comes from one of three places, each with a builder here:
+
+* onset probabilities of the video's sampled frames (the onset detector), thresholded;
+* a list of onset times in seconds (the user, or ground truth);
+* a mask the caller built (validated and padded).
+
+All seconds <-> mel-column arithmetic goes through :class:`~foleycrafter.timeline.Timeline`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from diffusers import ControlNetModel
+
+from .release import load_checked, load_torch_pickle, unwrap_state_dict
+from .timeline import Timeline
+
+DEFAULT_EVENT_SECONDS = 0.1
+
+
+def controller_from_unet(unet, **kwargs) -> ControlNetModel:
+    """A fresh temporal controller initialised from ``unet``'s encoder (1 conditioning channel).
+
+    Extra keyword arguments go to ``ControlNetModel.from_unet`` (e.g. a smaller
+    ``conditioning_embedding_out_channels`` for tiny models).
+    """
+    kwargs.setdefault("conditioning_channels", 1)
+    return ControlNetModel.from_unet(unet, **kwargs)
+
+
+def load_temporal_controller(
+    path: str | os.PathLike, unet, torch_dtype: torch.dtype | None = None
+) -> ControlNetModel:
+    """Load the released ``temporal_adapter.ckpt`` into a controller built from ``unet``.
+
+    The pickle is read with ``weights_only=True``; a ``{"state_dict": ...}`` wrapper and
+    ``module.`` prefixes are removed; keys and shapes must match exactly. The condition
+    embedder's widths are read from the file (the release has diffusers' defaults).
+    """
+    state_dict = unwrap_state_dict(load_torch_pickle(path), path)
+    controller = controller_from_unet(unet, **_embedding_channels(state_dict))
+    load_checked(controller, state_dict, path, "temporal controller (ControlNet built from this UNet)")
+    if torch_dtype is not None:
+        controller = controller.to(dtype=torch_dtype)
+    return controller
+
+
+def _embedding_channels(state_dict: dict) -> dict:
+    """The condition embedder's widths, read off the file (the release uses diffusers' default
+    (16, 32, 96, 256); smaller controllers in the same layout load too)."""
+    prefix = "controlnet_cond_embedding."
+    if prefix + "conv_in.weight" not in state_dict:
+        return {}
+    channels = [state_dict[prefix + "conv_in.weight"].shape[0]]
+    index = 1
+    while prefix + f"blocks.{index}.weight" in state_dict:
+        channels.append(state_dict[prefix + f"blocks.{index}.weight"].shape[0])
+        index += 2
+    return {"conditioning_embedding_out_channels": tuple(int(c) for c in channels)}
+
+
+def mask_from_probabilities(
+    probabilities: np.ndarray | torch.Tensor,
+    duration: float,
+    timeline: Timeline,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """Timestamp mask from per-frame onset probabilities.
+
+    Column ``i`` takes the decision of detector frame ``int(i / (columns_per_second * duration) * T)``
+    (``Timeline.column_to_detector_frame``): +1 where that probability is >= ``threshold`` (the
+    release's comparison), -1 elsewhere and after the clip's end.
+
+    Args:
+        probabilities: shape (T,), the detector's sigmoid outputs for T frames sampled uniformly
+            over the clip.
+        duration: clip length in seconds.
+
+    Returns:
+        float32 array (window_columns,) of +-1.
+    """
+    probabilities = np.asarray(torch.as_tensor(probabilities, dtype=torch.float32).cpu())
+    if probabilities.ndim != 1 or probabilities.size == 0:
+        raise ValueError(f"onset probabilities must have shape (frames,), got {probabilities.shape}.")
+    mask = -np.ones(timeline.window_columns, dtype=np.float32)
+    frames = timeline.column_to_detector_frame(duration, num_frames=probabilities.size)
+    mask[: frames.size] = np.where(probabilities[frames] >= threshold, 1.0, -1.0)
+    return mask
+
+
+def mask_from_onset_times(
+    onset_times: Sequence[float],
+    duration: float,
+    timeline: Timeline,
+    event_seconds: float = DEFAULT_EVENT_SECONDS,
+) -> np.ndarray:
+    """Timestamp mask with an event of ``event_seconds`` starting at each onset time.
+
+    Args:
+        onset_times: seconds from the start of the clip; each must lie in [0, duration).
+        duration: clip length in seconds; columns after it stay -1.
+        event_seconds: how long each event is marked "on".
+
+    Returns:
+        float32 array (window_columns,) of +-1.
+    """
+    times = np.asarray(list(onset_times), dtype=np.float64)
+    if times.ndim != 1 or not np.all(np.isfinite(times)):
+        raise ValueError(f"onsets must be a list of finite times in seconds, got {onset_times!r}.")
+    outside = times[(times < 0) | (times >= duration)]
+    if outside.size:
+        raise ValueError(
+            f"onset times must lie within the clip [0, {duration:.3f}) s; got {outside.tolist()}. "
+            f"Remove them or check their unit (seconds)."
+        )
+    if not event_seconds > 0:
+        raise ValueError(f"event_seconds must be positive, got {event_seconds}.")
+    mask = -np.ones(timeline.window_columns, dtype=np.float32)
+    end_column = timeline.active_columns(duration)
+    for start in times:
+        first = timeline.seconds_to_column(start)
+        last = max(first + 1, timeline.seconds_to_column(start + event_seconds))
+        mask[first : min(last, end_column)] = 1.0
+    return mask
+
+
+def check_mask(mask: np.ndarray | torch.Tensor | Sequence[float], timeline: Timeline) -> np.ndarray:
+    """Validate a caller's mask: values in {-1, +1}, at most ``window_columns`` long (shorter masks are
+    padded with -1). Accepts (columns,) or a (1, n_mels, columns) / (1, 1, n_mels, columns) image."""
+    array = np.asarray(torch.as_tensor(mask, dtype=torch.float32).cpu())
+    if array.ndim > 1:
+        # An image: every mel row of a column carries the same value, so row 0 says it all.
+        array = array.reshape(-1, array.shape[-1])[0]
+    if array.ndim != 1:
+        raise ValueError(f"timestamp_mask must have shape (columns,), got {tuple(np.shape(mask))}.")
+    if array.size > timeline.window_columns:
+        raise ValueError(
+            f"timestamp_mask has {array.size} columns; one model window holds {timeline.window_columns}."
+        )
+    if not np.all(np.isin(array, (-1.0, 1.0))):
+        raise ValueError("timestamp_mask values must be +1 (event on) or -1 (off).")
+    out = -np.ones(timeline.window_columns, dtype=np.float32)
+    out[: array.size] = array
+    return out
+
+
+def mask_to_condition(masks: np.ndarray | torch.Tensor, n_mels: int) -> torch.Tensor:
+    """(B, columns) masks -> the controller's condition image (B, 1, n_mels, columns)."""
+    masks = torch.as_tensor(np.asarray(masks), dtype=torch.float32)
+    if masks.ndim == 1:
+        masks = masks[None]
+    return masks[:, None, None, :].expand(-1, 1, n_mels, -1).contiguous()
+
+
+def mask_to_onset_times(mask: np.ndarray, timeline: Timeline) -> list[float]:
+    """Start times (s) of the "on" runs of a mask (its rising edges)."""
+    on = np.asarray(mask) > 0
+    starts = np.flatnonzero(on & ~np.concatenate([[False], on[:-1]]))
+    return [timeline.column_to_seconds(int(c)) for c in starts]

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny seeded models written in the released layouts, loaded through the real code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# Tests never reach the network: a hub id that is not a local folder must fail fast.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_MEDIA = SHARED / "media"
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"shared media folder not found at {SHARED_MEDIA}")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def release_folders(tmp_path_factory):
+    """(base, adapters, image_encoder) folders in the released layouts, tiny and seeded."""
+    from foleycrafter.testing import write_release_folders
+
+    return write_release_folders(tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture(scope="session")
+def release_pipe(release_folders):
+    from foleycrafter import FoleyCrafterPipeline
+
+    base, adapters, encoder = release_folders
+    pipe = FoleyCrafterPipeline.from_pretrained(base, adapters=adapters, image_encoder=encoder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def clip():
+    """A 3.3 s clip of synthetic frames (what a video file would give after sampling)."""
+    from foleycrafter.testing import synthetic_frames
+    from foleycrafter.video import VideoClip
+
+    frames = synthetic_frames(num_frames=50)
+    return VideoClip(frames=frames, frame_times=np.arange(50) / 15.0, duration=3.3)

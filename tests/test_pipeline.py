@@ -1,0 +1,284 @@
+"""FoleyCrafterPipeline on tiny seeded components loaded from the released layouts."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from diffusers import ControlNetModel
+
+from foleycrafter import CheckpointError, FoleyCrafterPipeline
+from foleycrafter.models import HifiGanVocoder, OnsetDetector
+from foleycrafter.semantic import semantic_adapter_state_dict
+from foleycrafter.testing import (
+    synthetic_frames,
+    tiny_components,
+    tiny_controller,
+    tiny_semantic_adapter,
+    write_video,
+)
+
+STEPS = 3
+
+
+def generate(pipe, clip, seed=0, **kwargs):
+    kwargs.setdefault("prompt", "a hammer hits metal")
+    kwargs.setdefault("num_inference_steps", STEPS)
+    return pipe(video=clip, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def variant(pipe, **changes):
+    """The same components as ``pipe``, with some replaced (e.g. no controller)."""
+    components = dict(pipe.components)
+    components.update(changes)
+    new = FoleyCrafterPipeline(**components)
+    new.set_progress_bar_config(disable=True)
+    return new
+
+
+# -- loading the released layout ---------------------------------------------------------------
+def test_release_layout_loads_every_component(release_pipe, release_folders):
+    pipe = release_pipe
+    assert isinstance(pipe.vocoder, HifiGanVocoder)
+    assert isinstance(pipe.onset_detector, OnsetDetector)
+    assert pipe.onset_detector.config.preprocessing == "release"
+    assert isinstance(pipe.controlnet, ControlNetModel)
+    assert pipe.controlnet.config.conditioning_channels == 1
+    assert pipe.has_semantic_adapter
+    assert pipe.image_encoder is not None and pipe.feature_extractor is not None
+    assert type(pipe.scheduler).__name__ == "PNDMScheduler"
+
+    # The weights are the ones written, not fresh initialisations.
+    source = tiny_components(0)
+    expected_adapter = tiny_semantic_adapter(source["unet"])
+    loaded = semantic_adapter_state_dict(pipe.unet)
+    for group in ("image_proj", "ip_adapter"):
+        assert loaded[group].keys() == expected_adapter[group].keys()
+        for key, value in expected_adapter[group].items():
+            torch.testing.assert_close(loaded[group][key], value, rtol=0, atol=0)
+    expected_controller = tiny_controller(source["unet"], 0).state_dict()
+    for key, value in pipe.controlnet.state_dict().items():
+        torch.testing.assert_close(value, expected_controller[key], rtol=0, atol=0)
+    for key, value in pipe.vocoder.state_dict().items():
+        torch.testing.assert_close(value, source["vocoder"].state_dict()[key], rtol=1e-6, atol=1e-6)
+
+
+def test_output_fields_shapes_and_range(release_pipe, clip):
+    out = generate(release_pipe, clip)
+    assert out.sample_rate == 16000
+    assert len(out.audios) == 1
+    audio = out.audios[0]
+    assert audio.dtype == np.float32
+    assert audio.shape == (round(3.3 * 16000),)
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
+    assert out.mel_images.shape == (1, 3, 256, 1024)
+    assert out.mel_images.min() >= 0 and out.mel_images.max() <= 1
+    assert out.timestamp_masks.shape == (1, 1024)
+    assert set(np.unique(out.timestamp_masks)) <= {-1.0, 1.0}
+    # Columns after the clip's end (3.3 s -> 330 columns) are off.
+    assert np.all(out.timestamp_masks[0, 330:] == -1)
+    # One probability per frame the clip carries (a file is sampled to 150 frames).
+    assert out.onset_probabilities[0].shape == (50,)
+    assert out.durations == [3.3]
+
+
+def test_same_seed_same_audio_other_seed_differs(release_pipe, clip):
+    first = generate(release_pipe, clip, seed=1).audios[0]
+    again = generate(release_pipe, clip, seed=1).audios[0]
+    other = generate(release_pipe, clip, seed=2).audios[0]
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-4
+
+
+def test_semantic_scale_zero_equals_no_semantic_adapter(release_pipe, release_folders, clip):
+    base, _, _ = release_folders
+    plain = FoleyCrafterPipeline.from_pretrained(base)
+    assert not plain.has_semantic_adapter
+    plain = variant(plain, controlnet=release_pipe.controlnet, onset_detector=release_pipe.onset_detector)
+    without = generate(plain, clip).audios[0]
+    at_zero = generate(release_pipe, clip, semantic_scale=0.0).audios[0]
+    at_one = generate(release_pipe, clip, semantic_scale=1.0).audios[0]
+    np.testing.assert_array_equal(at_zero, without)
+    assert np.abs(at_one - at_zero).max() > 1e-4
+    # The adapter is back in place after a call that switched it off.
+    assert release_pipe.has_semantic_adapter
+
+
+def test_temporal_scale_zero_equals_no_controller(release_pipe, clip):
+    without = variant(release_pipe, controlnet=None)
+    reference = generate(without, clip).audios[0]
+    at_zero = generate(release_pipe, clip, temporal_scale=0.0)
+    at_default = generate(release_pipe, clip, onsets=[0.5, 2.0])
+    np.testing.assert_array_equal(at_zero.audios[0], reference)
+    assert at_zero.timestamp_masks is None
+    assert np.abs(at_default.audios[0] - reference).max() > 1e-4
+
+
+def test_native_round_trip_gives_identical_audio(release_pipe, clip, tmp_path):
+    before = generate(release_pipe, clip, onsets=[1.0]).audios[0]
+    release_pipe.save_pretrained(tmp_path / "native")
+    assert (tmp_path / "native" / "semantic_adapter" / "ip_adapter.safetensors").is_file()
+    assert not list((tmp_path / "native").rglob("*.bin")), "native format must be safetensors only"
+    loaded = FoleyCrafterPipeline.from_pretrained(tmp_path / "native")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.has_semantic_adapter and loaded.onset_detector is not None
+    assert loaded.onset_detector.config.preprocessing == "release"
+    after = generate(loaded, clip, onsets=[1.0]).audios[0]
+    np.testing.assert_array_equal(before, after)
+    # Saving did not strip the adapter from the pipeline that was saved.
+    assert release_pipe.has_semantic_adapter
+
+
+@pytest.mark.parametrize("fps,num_frames", [(24.0, 50), (14.96, 31), (29.97, 100)])
+def test_video_file_gives_exact_length(release_pipe, tmp_path, fps, num_frames):
+    path = write_video(tmp_path / "clip with space.mp4", synthetic_frames(num_frames), fps)
+    out = generate(release_pipe, path, num_inference_steps=1)
+    duration = num_frames / fps
+    assert out.audios[0].shape == (round(duration * 16000),)
+    assert out.durations[0] == pytest.approx(duration, abs=1e-6)
+
+
+def test_audio_length_overrides_duration(release_pipe, clip):
+    out = generate(release_pipe, clip, audio_length_in_s=2.0, num_inference_steps=1)
+    assert out.audios[0].shape == (32000,)
+
+
+def test_text_only_without_video(release_pipe):
+    out = release_pipe(
+        prompt="rain",
+        num_inference_steps=1,
+        audio_length_in_s=1.5,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert out.audios[0].shape == (24000,)
+    assert out.timestamp_masks is None
+
+
+def test_onset_times_land_in_mel_columns(release_pipe, clip):
+    out = generate(release_pipe, clip, onsets=[0.5, 1.23], num_inference_steps=1)
+    on = np.flatnonzero(out.timestamp_masks[0] > 0)
+    np.testing.assert_array_equal(on, np.r_[50:60, 123:133])
+    release = generate(release_pipe, clip, onsets=[0.5, 1.23], timing="release", num_inference_steps=1)
+    on = np.flatnonzero(release.timestamp_masks[0] > 0)
+    # 102.4 columns/s: 0.5 s -> columns 51..60, 1.23 s -> 125.95 -> columns 125..135 (1.33 s -> 136.2).
+    np.testing.assert_array_equal(on, np.r_[51:61, 125:136])
+
+
+def test_precomputed_inputs_match_the_video_path(release_pipe, clip):
+    from_video = generate(release_pipe, clip)
+    embeds = release_pipe.encode_videos([clip])
+    from_inputs = generate(
+        release_pipe,
+        None,
+        video_embeds=embeds,
+        onset_probabilities=from_video.onset_probabilities[0],
+        audio_length_in_s=clip.duration,
+    )
+    np.testing.assert_array_equal(from_video.timestamp_masks, from_inputs.timestamp_masks)
+    np.testing.assert_allclose(from_video.audios[0], from_inputs.audios[0], atol=1e-6)
+
+
+def test_batch_of_prompts_matches_single_runs(release_pipe, clip):
+    batch = release_pipe(
+        prompt=["a hammer hits metal", "footsteps"],
+        video=clip,
+        num_inference_steps=STEPS,
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+    )
+    single = generate(release_pipe, clip, seed=1, prompt="footsteps")
+    assert len(batch.audios) == 2
+    np.testing.assert_allclose(batch.audios[1], single.audios[0], atol=1e-5)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"video": "no/such/file.mp4"}, "video file not found"),
+        ({"video": ""}, "empty path"),
+        ({"semantic_scale": -1.0}, "semantic_scale"),
+        ({"temporal_scale": float("nan")}, "temporal_scale"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"timing": "fast"}, "timing"),
+        ({"audio_length_in_s": 11.0}, "audio_length_in_s"),
+        ({"onsets": [0.5], "timestamp_mask": np.ones(10)}, "at most one"),
+        ({"prompt": 3}, "prompt"),
+        ({"video": np.zeros((4, 8, 8, 3), np.uint8)}, "audio_length_in_s"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(release_pipe, clip, kwargs, message):
+    arguments = {"prompt": "x", "video": clip, "num_inference_steps": 1}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        release_pipe(**arguments)
+
+
+def test_onsets_outside_the_clip_are_rejected(release_pipe, clip):
+    with pytest.raises(ValueError, match=r"within the clip \[0, 3.300\)"):
+        generate(release_pipe, clip, onsets=[4.0], num_inference_steps=1)
+
+
+def test_controller_without_detector_asks_for_onsets(release_pipe, clip):
+    pipe = variant(release_pipe, onset_detector=None)
+    with pytest.raises(ValueError, match="no onset detector"):
+        generate(pipe, clip, num_inference_steps=1)
+    out = generate(pipe, clip, onsets=[1.0], num_inference_steps=1)
+    assert out.audios[0].shape == (round(3.3 * 16000),)
+
+
+def test_video_longer_than_a_window_is_refused(release_pipe, tmp_path):
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(110), 10.0)
+    with pytest.raises(ValueError, match="11.00 s long"):
+        generate(release_pipe, path, num_inference_steps=1)
+    out = generate(release_pipe, path, audio_length_in_s=4.0, num_inference_steps=1)
+    assert out.audios[0].shape == (64000,)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this pickle runs code",))
+
+
+def test_malicious_pickle_is_refused(release_folders, tmp_path):
+    base, adapters, encoder = release_folders
+    bad = shutil.copytree(adapters, tmp_path / "adapters")
+    torch.save({"state_dict": {}, "payload": _Payload()}, bad / "temporal_adapter.ckpt")
+    with pytest.raises(CheckpointError, match="Refusing to load .*temporal_adapter.ckpt"):
+        FoleyCrafterPipeline.from_pretrained(base, adapters=bad, image_encoder=encoder)
+
+
+def test_adapter_for_another_cross_attention_width_names_both(release_folders, tmp_path):
+    base, adapters, encoder = release_folders
+    bad = shutil.copytree(adapters, tmp_path / "adapters")
+    wide_unet = tiny_components(0, cross_attention_dim=48)["unet"]
+    torch.save(tiny_semantic_adapter(wide_unet), bad / "semantic" / "semantic_adapter.bin")
+    with pytest.raises(CheckpointError, match="cross-attention width 48.*is 32"):
+        FoleyCrafterPipeline.from_pretrained(base, adapters=bad, image_encoder=encoder)
+
+
+def test_truncated_controller_file_names_missing_keys(release_folders, tmp_path):
+    base, adapters, encoder = release_folders
+    bad = shutil.copytree(adapters, tmp_path / "adapters")
+    state = torch.load(bad / "temporal_adapter.ckpt", weights_only=True)["state_dict"]
+    dropped = sorted(state)[0]
+    del state[dropped]
+    torch.save(state, bad / "temporal_adapter.ckpt")
+    with pytest.raises(
+        CheckpointError, match=rf"temporal_adapter.ckpt.*1 missing keys.*{dropped.removeprefix('module.')}"
+    ):
+        FoleyCrafterPipeline.from_pretrained(base, adapters=bad, image_encoder=encoder)
+
+
+def test_missing_adapter_file_is_named(release_folders, tmp_path):
+    base, adapters, encoder = release_folders
+    bad = shutil.copytree(adapters, tmp_path / "adapters")
+    (bad / "timestamp_detector.pth.tar").unlink()
+    with pytest.raises(FileNotFoundError, match="timestamp_detector.pth.tar"):
+        FoleyCrafterPipeline.from_pretrained(base, adapters=bad, image_encoder=encoder)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a native FoleyCrafter folder"):
+        FoleyCrafterPipeline.from_pretrained(tmp_path)
