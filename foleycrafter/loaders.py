@@ -111,12 +111,11 @@ def load_release_pipeline(
             f"{base} is neither a native FoleyCrafter folder (model_index.json of FoleyCrafterPipeline) nor an "
             f"Auffusion-layout base folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/, vocoder/)."
         )
-    dtype = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    dtype = {"dtype": torch_dtype} if torch_dtype is not None else {}
     vae = AutoencoderKL.from_pretrained(_require(base_folder, "vae", "Base VAE"), **dtype)
     unet = UNet2DConditionModel.from_pretrained(_require(base_folder, "unet", "Base UNet"), **dtype)
     text_encoder = CLIPTextModel.from_pretrained(
-        _require(base_folder, "text_encoder", "Base text encoder"),
-        **({"dtype": torch_dtype} if torch_dtype else {}),
+        _require(base_folder, "text_encoder", "Base text encoder"), **dtype
     )
     tokenizer = CLIPTokenizer.from_pretrained(_require(base_folder, "tokenizer", "Base tokenizer"))
     scheduler = PNDMScheduler.from_pretrained(_require(base_folder, "scheduler", "Base scheduler"))

@@ -27,15 +27,18 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
-from diffusers.loaders import IPAdapterMixin
+from diffusers.loaders import IPAdapterMixin, StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import semantic, temporal
+# `models` is imported for its side effect too: diffusers resolves saved components named
+# "foleycrafter.models.*" only among modules already imported.
+from . import models, semantic, temporal  # noqa: F401
 from .release import resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
 from .video import VideoClip, load_clip, read_video_info
+from .windows import join_windows, plan_windows, select_in_window
 
 VideoInput = str | os.PathLike | VideoClip | np.ndarray | torch.Tensor
 
@@ -56,6 +59,9 @@ class FoleyCrafterPipelineOutput(BaseOutput):
         timestamp_masks: (B, window_columns) of +-1 used to condition the temporal controller, or
             ``None`` when the controller was not used.
         durations: seconds of audio per item.
+        windows: ``(start, end)`` seconds of each model window. One per item for clips that fit one
+            window; for a longer clip (one item), its overlapping windows, and then ``mel_images``,
+            ``timestamp_masks`` and ``onset_probabilities`` hold one entry per window.
     """
 
     audios: list
@@ -64,9 +70,10 @@ class FoleyCrafterPipelineOutput(BaseOutput):
     onset_probabilities: list | None
     timestamp_masks: np.ndarray | None
     durations: list[float]
+    windows: list[tuple[float, float]] | None = None
 
 
-class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
+class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLoraLoaderMixin):
     r"""Video-to-audio generation with a frozen Auffusion base and FoleyCrafter's adapters.
 
     Components:
@@ -160,14 +167,23 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             image_encoder: a CLIP vision folder or hub id (``"h94/IP-Adapter"``: its
                 ``models/image_encoder`` subfolder is used), or a loaded
                 ``CLIPVisionModelWithProjection``.
-            kwargs: ``torch_dtype`` and the usual diffusers loading arguments.
+            kwargs: ``dtype`` (or ``torch_dtype``) and the usual diffusers loading arguments.
         """
         from .loaders import load_image_encoder, load_release_pipeline, native_pipeline_class
 
+        # diffusers 0.42 names it `dtype`; `torch_dtype` is the older spelling users still pass.
+        if "torch_dtype" in kwargs:
+            kwargs["dtype"] = kwargs.pop("torch_dtype")
         index_class = native_pipeline_class(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
         if index_class != cls.__name__:
+            dtype = kwargs.pop("dtype", None)
             return load_release_pipeline(
-                cls, pretrained_model_name_or_path, adapters=adapters, image_encoder=image_encoder, **kwargs
+                cls,
+                pretrained_model_name_or_path,
+                adapters=adapters,
+                image_encoder=image_encoder,
+                torch_dtype=dtype,
+                **kwargs,
             )
         if adapters is not None:
             raise ValueError(
@@ -176,7 +192,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             )
         folder = resolve_folder(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
         if isinstance(image_encoder, (str, os.PathLike)):
-            image_encoder = load_image_encoder(image_encoder, torch_dtype=kwargs.get("torch_dtype"))
+            image_encoder = load_image_encoder(image_encoder, torch_dtype=kwargs.get("dtype"))
         if image_encoder is not None:
             kwargs["image_encoder"] = image_encoder
         pipe = super().from_pretrained(folder, **kwargs)
@@ -270,10 +286,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             raise ValueError(f"`timing` must be one of {TIMINGS}, got {timing!r}.")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
-        window = self.timeline().window_seconds
-        if audio_length_in_s is not None and not (0 < audio_length_in_s <= window):
+        if audio_length_in_s is not None and not (
+            isinstance(audio_length_in_s, (int, float))
+            and math.isfinite(audio_length_in_s)
+            and audio_length_in_s > 0
+        ):
             raise ValueError(
-                f"`audio_length_in_s` must be in (0, {window:.2f}] s (one model window), got {audio_length_in_s}."
+                f"`audio_length_in_s` must be a positive number of seconds, got {audio_length_in_s!r}."
             )
         given = [
             n
@@ -325,47 +344,58 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
                     f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
                 )
 
-    def prepare_clips(
-        self, video, batch_size: int, audio_length_in_s: float | None, num_frames: int
-    ) -> tuple[list[VideoClip | None], list[float]]:
-        """Read/sample each item's video (a path is read here, once) and fix each item's duration (s)."""
-        window = self.timeline().window_seconds
+    def clip_durations(self, video, batch_size: int, audio_length_in_s: float | None) -> list[float]:
+        """Seconds of audio per item: ``audio_length_in_s``, else the video's duration, else one window."""
         items = video if isinstance(video, list) else [video] * batch_size
-        clips, durations, cache = [], [], {}
-        for i, item in enumerate(items):
+        durations = []
+        for item in items:
+            if audio_length_in_s is not None:
+                durations.append(float(audio_length_in_s))
+            elif item is None:
+                durations.append(self.timeline().window_seconds)
+            elif isinstance(item, VideoClip):
+                durations.append(float(item.duration))
+            else:
+                durations.append(read_video_info(item).duration)
+        return durations
+
+    def prepare_clips(
+        self,
+        video,
+        durations: list[float],
+        num_frames: int,
+        frame_short_side: int | None = None,
+        start_seconds: float = 0.0,
+    ) -> list[VideoClip | None]:
+        """Each item's frames over ``[start_seconds, start_seconds + duration)``: a path is decoded here
+        (``num_frames`` sampled uniformly, the release's choice); a clip or array is cut to that span."""
+        items = video if isinstance(video, list) else [video] * len(durations)
+        clips, cache = [], {}
+        for item, duration in zip(items, durations):
+            end_seconds = start_seconds + duration
             if item is None:
-                clips.append(None)
-                durations.append(float(audio_length_in_s) if audio_length_in_s is not None else window)
-                continue
-            if isinstance(item, (str, os.PathLike)):
-                key = os.fspath(item)
+                clip = None
+            elif isinstance(item, (str, os.PathLike)):
+                key = (os.fspath(item), duration)
                 if key not in cache:
                     info = read_video_info(item)
-                    if audio_length_in_s is None and info.duration > window + 1e-6:
-                        raise ValueError(
-                            f"`video` {key} is {info.duration:.2f} s long; one model window holds {window:.2f} s. "
-                            f"Pass `audio_length_in_s` (<= {window:.2f}) to generate its beginning."
+                    cache[key] = (
+                        load_clip(
+                            item,
+                            num_frames=num_frames,
+                            start_seconds=start_seconds,
+                            end_seconds=min(end_seconds, info.duration),
+                            short_side=frame_short_side,
                         )
-                    cache[key] = load_clip(item, num_frames=num_frames, end_seconds=audio_length_in_s)
+                        if start_seconds < info.duration
+                        else None
+                    )
                 clip = cache[key]
-            elif isinstance(item, VideoClip):
-                clip = item
             else:
-                frames = np.asarray(torch.as_tensor(item).cpu())
-                length = float(audio_length_in_s)
-                clip = VideoClip(
-                    frames=frames,
-                    frame_times=np.linspace(0, length, len(frames), endpoint=False),
-                    duration=length,
-                )
-            duration = float(audio_length_in_s) if audio_length_in_s is not None else clip.duration
-            if duration > window + 1e-6:
-                raise ValueError(
-                    f"video[{i}] is {duration:.2f} s long; one model window holds {window:.2f} s."
-                )
+                clip = item if isinstance(item, VideoClip) else _frames_as_clip(item, duration)
+                clip = _cut_clip(clip, start_seconds, end_seconds)
             clips.append(clip)
-            durations.append(min(duration, window))
-        return clips, durations
+        return clips
 
     def encode_prompt(
         self,
@@ -512,6 +542,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
         onset_threshold: float = 0.5,
         timing: str = "exact",
         num_frames: int = 150,
+        frame_short_side: int | None = None,
+        window_overlap: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -540,7 +572,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             onset_threshold: detector probability at or above which a frame counts as an onset (0.5).
             timing: ``"exact"`` (100 mel columns/s, as the vocoder renders) or ``"release"`` (the
                 release's 102.4 columns/s mapping, for reproducing its outputs).
-            num_frames: frames sampled uniformly over the video for CLIP and the detector (release 150).
+            num_frames: frames sampled uniformly over the video (per window) for CLIP and the detector
+                (release 150).
+            frame_short_side: resize decoded frames so their shorter side has this many pixels (keeps
+                memory flat for high-resolution video); ``None`` keeps full frames as the release does.
+            window_overlap: seconds of overlap (at least) between neighbouring windows of a video longer
+                than one window (10.24 s); their audio is joined with an equal-power crossfade.
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
             callback_on_step_end: called after each denoising step as
@@ -576,11 +613,45 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
         do_cfg = guidance_scale > 1.0
         timeline = self.timeline(timing)
 
-        # 2. Read the video(s) and fix the durations
-        clips, durations = self.prepare_clips(video, batch_size, audio_length_in_s, num_frames)
+        # 2. Fix each item's duration; longer than one window -> overlapping windows, joined
+        durations = self.clip_durations(video, batch_size, audio_length_in_s)
+        if max(durations) > self.timeline().window_seconds + 1e-9:
+            return self._generate_long(
+                durations[0],
+                prompt=prompt,
+                video=video,
+                negative_prompt=negative_prompt,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                semantic_scale=semantic_scale,
+                temporal_scale=temporal_scale,
+                video_embeds=video_embeds,
+                onsets=onsets,
+                onset_threshold=onset_threshold,
+                timing=timing,
+                num_frames=num_frames,
+                frame_short_side=frame_short_side,
+                window_overlap=window_overlap,
+                generator=generator,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                output_type=output_type,
+                return_dict=return_dict,
+                unsupported={
+                    "a batch of prompts": batch_size > 1,
+                    "latents": latents is not None,
+                    "onset_probabilities": onset_probabilities is not None,
+                    "timestamp_mask": timestamp_mask is not None,
+                    "callback_on_step_end": callback_on_step_end is not None,
+                    'output_type="latent"': output_type == "latent",
+                },
+            )
+
+        # 3. Read the video(s): frames sampled over each item's duration
+        clips = self.prepare_clips(video, durations, num_frames, frame_short_side)
         has_video = any(c is not None for c in clips)
 
-        # 3. Encode the text
+        # 4. Encode the text
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
             prompt, device, do_cfg, negative_prompt, prompt_embeds, negative_prompt_embeds
         )
@@ -588,7 +659,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             torch.cat([negative_prompt_embeds, prompt_embeds]) if do_cfg else prompt_embeds
         )
 
-        # 4. Semantic branch: mean CLIP embedding of the frames; the negative is all zeros (release)
+        # 5. Semantic branch: mean CLIP embedding of the frames; the negative is all zeros (release)
         use_semantic = (
             self.has_semantic_adapter and semantic_scale > 0 and (has_video or video_embeds is not None)
         )
@@ -603,7 +674,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             added_cond_kwargs = {"image_embeds": [image_embeds]}
             semantic.set_semantic_scale(self.unet, semantic_scale)
 
-        # 5. Temporal branch: timestamp masks -> condition images (1 x n_mels x columns)
+        # 6. Temporal branch: timestamp masks -> condition images (1 x n_mels x columns)
         use_temporal = self.controlnet is not None and temporal_scale > 0
         masks, probabilities, condition = None, None, None
         if use_temporal and (
@@ -619,15 +690,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
                 condition = torch.cat([condition, condition])
         use_temporal = condition is not None
 
-        # 6. Timesteps
+        # 7. Timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
 
-        # 7. Initial latents
+        # 8. Initial latents
         latents = self.prepare_latents(batch_size, self.unet.dtype, device, generator, latents)
         extra_step_kwargs = self._extra_step_kwargs(generator)
 
-        # 8. Denoising loop (the image branch is detached when unused, so the UNet is exactly the base)
+        # 9. Denoising loop (the image branch is detached when unused, so the UNet is exactly the base)
         adapter_off = (
             semantic.detached_semantic_adapter(self.unet) if not use_semantic else contextlib.nullcontext()
         )
@@ -673,7 +744,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
                     latents = outputs.pop("latents", latents)
                 progress_bar.update()
 
-        # 9. Decode: latents -> mel images -> waveforms cut to each item's duration
+        # 10. Decode: latents -> mel images -> waveforms cut to each item's duration
         if output_type == "latent":
             audios, mel_images = [], latents
         else:
@@ -693,6 +764,79 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin):
             onset_probabilities=probabilities,
             timestamp_masks=masks if use_temporal else None,
             durations=durations,
+            windows=[(0.0, d) for d in durations],
+        )
+
+    def _generate_long(
+        self,
+        duration: float,
+        *,
+        video,
+        onsets,
+        window_overlap,
+        unsupported,
+        return_dict,
+        output_type,
+        **kwargs,
+    ):
+        """A clip longer than one window: generate overlapping windows (each with its own frames, onset
+        mask and semantic embedding) and join them with an equal-power crossfade (see ``windows``)."""
+        refused = [name for name, present in unsupported.items() if present]
+        if refused:
+            raise ValueError(
+                f"This clip is {duration:.2f} s long, so it is generated in windows of "
+                f"{self.timeline().window_seconds:.2f} s, which does not support {', '.join(refused)}."
+            )
+        if isinstance(video, list):
+            video = video[0]
+        if isinstance(video, (np.ndarray, torch.Tensor)):
+            video = _frames_as_clip(video, duration)
+        timeline = self.timeline()
+        plan = plan_windows(
+            timeline.seconds_to_samples(duration), timeline.window_samples, self.sample_rate, window_overlap
+        )
+        segments, mel_images, masks, probabilities = [], [], [], []
+        for window in self.progress_bar(plan):
+            if isinstance(video, (str, os.PathLike)):
+                window_video = self.prepare_clips(
+                    video,
+                    [window.seconds],
+                    kwargs["num_frames"],
+                    kwargs["frame_short_side"],
+                    window.start_seconds,
+                )[0]
+            else:
+                window_video = (
+                    _cut_clip(video, window.start_seconds, window.end_seconds) if video is not None else None
+                )
+            out = self(
+                video=window_video,
+                audio_length_in_s=window.seconds,
+                onsets=select_in_window(onsets, window) if onsets is not None else None,
+                output_type="pt",
+                return_dict=True,
+                **kwargs,
+            )
+            segments.append(out.audios[0].cpu().numpy())
+            mel_images.append(out.mel_images)
+            masks.append(out.timestamp_masks[0] if out.timestamp_masks is not None else None)
+            probabilities.append(out.onset_probabilities[0] if out.onset_probabilities is not None else None)
+        audio = join_windows(segments, plan)
+        mel_images = torch.cat(mel_images)
+        if output_type == "np":
+            mel_images = mel_images.float().cpu().numpy()
+        else:
+            audio = torch.from_numpy(audio)
+        if not return_dict:
+            return [audio], self.sample_rate
+        return FoleyCrafterPipelineOutput(
+            audios=[audio],
+            sample_rate=self.sample_rate,
+            mel_images=mel_images,
+            onset_probabilities=probabilities if any(p is not None for p in probabilities) else None,
+            timestamp_masks=np.stack(masks) if all(m is not None for m in masks) else None,
+            durations=[duration],
+            windows=[(w.start_seconds, w.end_seconds) for w in plan],
         )
 
     def _extra_step_kwargs(self, generator) -> dict:
@@ -744,6 +888,28 @@ def _check_video_type(item, name: str, audio_length_in_s) -> None:
         return
     raise ValueError(
         f"`{name}` must be a video file path, a VideoClip or a (T, H, W, 3) uint8 array, got {type(item).__name__}."
+    )
+
+
+def _frames_as_clip(frames, duration: float) -> VideoClip:
+    """uint8 frames (T, H, W, 3) taken as spread uniformly over ``duration`` seconds."""
+    frames = np.asarray(torch.as_tensor(frames).cpu())
+    return VideoClip(
+        frames=frames, frame_times=np.arange(len(frames)) * (duration / len(frames)), duration=duration
+    )
+
+
+def _cut_clip(clip: VideoClip, start: float, end: float) -> VideoClip | None:
+    """The frames of ``clip`` shown in ``[start, end)`` s, with times relative to ``start``."""
+    if start <= 0 and end >= clip.duration:
+        return clip
+    keep = (clip.frame_times >= start) & (clip.frame_times < end)
+    if not keep.any():
+        return None
+    return VideoClip(
+        frames=clip.frames[keep],
+        frame_times=clip.frame_times[keep] - start,
+        duration=min(end, clip.duration) - start,
     )
 
 

@@ -147,6 +147,26 @@ def check_semantic_adapter(
             )
 
 
+def initial_semantic_adapter(unet, clip_dim: int, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """Starting weights for training a new adapter: ``to_k_ip``/``to_v_ip`` copied from each layer's
+    text ``to_k``/``to_v`` (so image tokens start out read like text tokens, as IP-Adapter does), and
+    a small random image projection with a unit LayerNorm."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = expected_semantic_shapes(unet, clip_dim)
+    cross_dim = unet.config.cross_attention_dim
+    image_proj = {
+        "proj.weight": torch.randn(shapes["image_proj"]["proj.weight"], generator=generator) * clip_dim**-0.5,
+        "proj.bias": torch.zeros(NUM_IMAGE_TOKENS * cross_dim),
+        "norm.weight": torch.ones(cross_dim),
+        "norm.bias": torch.zeros(cross_dim),
+    }
+    ip_adapter = {}
+    for number, (_, attention) in zip(range(1, 10**6, 2), _cross_attention_layers(unet)):
+        ip_adapter[f"{number}.to_k_ip.weight"] = attention.to_k.weight.detach().float().cpu().clone()
+        ip_adapter[f"{number}.to_v_ip.weight"] = attention.to_v.weight.detach().float().cpu().clone()
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
 def has_semantic_adapter(unet) -> bool:
     return any(isinstance(p, _IP_PROCESSORS) for p in unet.attn_processors.values())
 

@@ -25,6 +25,8 @@ from diffusers import ControlNetModel
 
 from .release import load_checked, load_torch_pickle, unwrap_state_dict
 from .timeline import Timeline
+from .video import load_clip, read_video_info
+from .windows import plan_windows
 
 DEFAULT_EVENT_SECONDS = 0.1
 
@@ -168,3 +170,63 @@ def mask_to_onset_times(mask: np.ndarray, timeline: Timeline) -> list[float]:
     on = np.asarray(mask) > 0
     starts = np.flatnonzero(on & ~np.concatenate([[False], on[:-1]]))
     return [timeline.column_to_seconds(int(c)) for c in starts]
+
+
+def onset_starts(times: np.ndarray, probabilities: np.ndarray, threshold: float) -> list[float]:
+    """Times (s) of the frames that start a run of probabilities >= ``threshold``."""
+    on = np.asarray(probabilities) >= threshold
+    starts = on & ~np.concatenate([[False], on[:-1]])
+    return [float(t) for t in np.asarray(times)[starts]]
+
+
+def detect_video_onsets(
+    detector,
+    video: str | os.PathLike,
+    threshold: float = 0.5,
+    num_frames: int = 150,
+    short_side: int | None = 256,
+    timeline: Timeline | None = None,
+    window_overlap: float = 1.0,
+) -> dict:
+    """Run the onset detector over a video file, window by window as generation does.
+
+    Each model window (10.24 s) gets ``num_frames`` frames sampled uniformly; where windows overlap,
+    each frame is taken from the window whose middle is nearer.
+
+    Returns:
+        A JSON-ready dict: ``video``, ``duration`` (s), ``threshold``, ``onsets`` (s, the first
+        frame of each run at or above the threshold), ``frames`` (``times`` in s and
+        ``probabilities`` of every sampled frame), ``windows`` (``[start, end]`` s).
+    """
+    timeline = timeline or Timeline()
+    info = read_video_info(video)
+    plan = plan_windows(
+        timeline.seconds_to_samples(info.duration),
+        timeline.window_samples,
+        timeline.sample_rate,
+        window_overlap,
+    )
+    times, probabilities = [], []
+    for index, window in enumerate(plan):
+        clip = load_clip(
+            video,
+            num_frames=num_frames,
+            start_seconds=window.start_seconds,
+            end_seconds=min(window.end_seconds, info.duration),
+            short_side=short_side,
+        )
+        frame_times = clip.frame_times + window.start_seconds
+        frame_probabilities = detector.detect(clip.frames[None])[0].float().numpy()
+        low = (plan[index - 1].end_seconds + window.start_seconds) / 2 if index > 0 else -np.inf
+        high = (window.end_seconds + plan[index + 1].start_seconds) / 2 if index + 1 < len(plan) else np.inf
+        keep = (frame_times >= low) & (frame_times < high)
+        times.extend(frame_times[keep].tolist())
+        probabilities.extend(frame_probabilities[keep].tolist())
+    return {
+        "video": str(video),
+        "duration": info.duration,
+        "threshold": threshold,
+        "onsets": onset_starts(np.array(times), np.array(probabilities), threshold),
+        "frames": {"times": times, "probabilities": probabilities},
+        "windows": [[w.start_seconds, w.end_seconds] for w in plan],
+    }

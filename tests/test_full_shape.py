@@ -34,7 +34,13 @@ def test_auffusion_shape_pipeline_runs_one_step(clip):
         )
     )
     image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, projection_dim=1024)
+        CLIPVisionConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            projection_dim=1024,
+        )
     )
     pipe = FoleyCrafterPipeline(
         vae=vae,

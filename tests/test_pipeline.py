@@ -202,7 +202,7 @@ def test_batch_of_prompts_matches_single_runs(release_pipe, clip):
         ({"temporal_scale": float("nan")}, "temporal_scale"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"timing": "fast"}, "timing"),
-        ({"audio_length_in_s": 11.0}, "audio_length_in_s"),
+        ({"audio_length_in_s": -1.0}, "audio_length_in_s"),
         ({"onsets": [0.5], "timestamp_mask": np.ones(10)}, "at most one"),
         ({"prompt": 3}, "prompt"),
         ({"video": np.zeros((4, 8, 8, 3), np.uint8)}, "audio_length_in_s"),
@@ -228,12 +228,45 @@ def test_controller_without_detector_asks_for_onsets(release_pipe, clip):
     assert out.audios[0].shape == (round(3.3 * 16000),)
 
 
-def test_video_longer_than_a_window_is_refused(release_pipe, tmp_path):
+def test_long_video_is_generated_in_windows(release_pipe, tmp_path):
     path = write_video(tmp_path / "long.mp4", synthetic_frames(110), 10.0)
-    with pytest.raises(ValueError, match="11.00 s long"):
-        generate(release_pipe, path, num_inference_steps=1)
+    out = generate(release_pipe, path, num_inference_steps=1, onsets=[1.0, 10.5])
+    assert out.audios[0].shape == (11 * 16000,)
+    assert len(out.windows) == 2 and out.windows[0][0] == 0 and out.windows[-1][1] == pytest.approx(11.0)
+    assert out.timestamp_masks.shape == (2, 1024)
+    # The onset at 10.5 s belongs to the second window only; 1.0 s to both (they overlap 0..).
+    second_start = out.windows[1][0]
+    on = np.flatnonzero(out.timestamp_masks[1] > 0)
+    assert on[-1] >= round((10.5 - second_start) * 100)
     out = generate(release_pipe, path, audio_length_in_s=4.0, num_inference_steps=1)
-    assert out.audios[0].shape == (64000,)
+    assert out.audios[0].shape == (64000,) and len(out.windows) == 1
+
+
+def test_three_minute_video_goes_through_the_windowed_path(release_pipe, tmp_path):
+    frames = synthetic_frames(num_frames=360, height=24, width=32)
+    path = write_video(tmp_path / "three minutes.mp4", frames, 2.0)
+    out = release_pipe(
+        prompt="steps",
+        video=path,
+        num_inference_steps=1,
+        generator=torch.Generator().manual_seed(0),
+        frame_short_side=24,
+    )
+    audio = out.audios[0]
+    assert audio.shape == (180 * 16000,) and np.all(np.isfinite(audio))
+    assert len(out.windows) == 20
+    # No discontinuity where windows meet: the sample-to-sample step at each overlap's edges is an
+    # ordinary step of the waveform (a hard cut between unrelated windows would stand out).
+    steps = np.abs(np.diff(audio))
+    edges = [round(start * 16000) for start, _ in out.windows[1:]]
+    edges += [round(end * 16000) for _, end in out.windows[:-1]]
+    assert max(steps[e - 1] for e in edges) <= 2 * np.percentile(steps, 99.9)
+
+
+def test_long_path_refuses_what_it_cannot_split(release_pipe, tmp_path):
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(110), 10.0)
+    with pytest.raises(ValueError, match="generated in windows .* timestamp_mask"):
+        generate(release_pipe, path, timestamp_mask=np.ones(10), num_inference_steps=1)
 
 
 class _Payload:

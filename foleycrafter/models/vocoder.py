@@ -311,7 +311,7 @@ class HifiGanVocoder(ModelMixin, ConfigMixin):
         ``save_pretrained`` folder (``from_pretrained``)."""
         if is_release_folder(folder):
             return cls.from_release(folder, torch_dtype=torch_dtype)
-        return cls.from_pretrained(folder, torch_dtype=torch_dtype)
+        return cls.from_pretrained(folder, dtype=torch_dtype)
 
 
 def is_release_folder(folder: str | os.PathLike) -> bool:

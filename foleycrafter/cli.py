@@ -1,0 +1,576 @@
+"""The ``foleycrafter`` command line.
+
+    foleycrafter generate clip.mp4 --prompt "a dog barking" -o clip_foley.mp4
+    foleycrafter generate videos/ -o out/
+    foleycrafter onsets clip.mp4
+
+Errors are one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success, 1 a
+generation failed (or some files of a batch failed), 2 bad arguments or inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".flac")
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "foleycrafter-tiny"
+MODEL_ENV = "FOLEYCRAFTER_MODEL"
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for (exit code 2)."""
+
+
+# -- arguments ---------------------------------------------------------------------------------
+def _onset_list(text: str) -> list[float]:
+    try:
+        times = [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds separated by commas, e.g. 0.5,1.2 — got {text!r}"
+        ) from None
+    if any(t < 0 for t in times):
+        raise argparse.ArgumentTypeError(
+            f"onset times are seconds from the start and cannot be negative: {text!r}"
+        )
+    return sorted(times)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        help="a native FoleyCrafter folder (written by save_pretrained) or hub id; default: the bundled "
+        f"model in checkpoints/foleycrafter-tiny (or ${MODEL_ENV})",
+    )
+    group.add_argument(
+        "--base", help="released layout: the Auffusion base folder or hub id (with --adapters)"
+    )
+    group.add_argument("--adapters", help="released layout: the FoleyCrafter adapters folder or hub id")
+    group.add_argument(
+        "--image-encoder", help="released layout: the CLIP vision folder or hub id (h94/IP-Adapter)"
+    )
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    group.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        help="weights' precision (default: float16 on CUDA, float32 on CPU)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="foleycrafter",
+        description="Give silent video synchronized sound: neural Foley with FoleyCrafter.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate sound for videos (video in, video with sound out)",
+        description="Generate a soundtrack for each video. Output: the input video with the generated audio "
+        "(the video stream is copied, not re-encoded), or a .wav/.flac file.",
+        epilog='Examples:\n  foleycrafter generate clip.mp4 --prompt "a dog barking" -o clip_foley.mp4\n'
+        "  foleycrafter generate videos/ -o out/ --skip-existing\n"
+        "  foleycrafter generate clip.mp4 --onsets 0.5,1.2,2.8 -o clip.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    generate.add_argument(
+        "inputs", nargs="+", metavar="VIDEO", help="video files, folders of videos, or glob patterns"
+    )
+    generate.add_argument(
+        "-o",
+        "--output",
+        help="output file (.mp4/.mov/.mkv/.wav/.flac) for one input, or a folder; default: "
+        "<name>_foley.<format> beside each input",
+    )
+    generate.add_argument(
+        "--format",
+        choices=["mp4", "wav", "flac"],
+        default="mp4",
+        help="format when -o is a folder or omitted",
+    )
+    generate.add_argument("--prompt", default="", help="text describing the sound (default: none)")
+    generate.add_argument("--negative-prompt", default="", help="text describing what to avoid")
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42, as the release)")
+    generate.add_argument("--steps", type=_positive_int, default=25, help="denoising steps (default 25)")
+    generate.add_argument(
+        "--guidance-scale", type=_non_negative, default=7.5, help="text guidance (default 7.5)"
+    )
+    generate.add_argument(
+        "--semantic-scale",
+        type=_non_negative,
+        default=1.0,
+        help="how much the picture shapes the sound (default 1.0; 0 = off)",
+    )
+    generate.add_argument(
+        "--temporal-scale",
+        type=_non_negative,
+        default=0.2,
+        help="how strongly sound follows detected onsets (default 0.2; 0 = off)",
+    )
+    generate.add_argument(
+        "--onsets", type=_onset_list, help="onset times in seconds, e.g. 0.5,1.2 (replace the onset detector)"
+    )
+    generate.add_argument(
+        "--timing",
+        choices=["exact", "release"],
+        default="exact",
+        help="mel-column timing: exact (100/s) or the release's 102.4/s",
+    )
+    generate.add_argument(
+        "--frame-short-side",
+        type=_positive_int,
+        default=256,
+        help="decode frames with this shorter side in pixels, to bound memory (default 256)",
+    )
+    generate.add_argument(
+        "--full-frames",
+        action="store_true",
+        help="decode frames at full resolution instead, as the release does (slower, more memory)",
+    )
+    generate.add_argument(
+        "--keep-original-audio",
+        action="store_true",
+        help="keep the input's soundtrack as a second audio track",
+    )
+    generate.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    generate.add_argument(
+        "--skip-existing", action="store_true", help="skip inputs whose output already exists"
+    )
+    generate.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_model_arguments(generate)
+    generate.set_defaults(handler=run_generate)
+
+    onsets = commands.add_parser(
+        "onsets",
+        help="detect onsets in a video: times as JSON and a plot",
+        description="Run the onset detector on a video. Prints JSON (onset times in seconds and each sampled "
+        "frame's probability) or writes it with -o, and draws a plot PNG.",
+    )
+    onsets.add_argument("input", metavar="VIDEO", help="a video file")
+    onsets.add_argument("-o", "--output", help="JSON file to write (default: print to stdout)")
+    onsets.add_argument(
+        "--plot", help="plot PNG to write (default: <name>_onsets.png beside the JSON, or the video)"
+    )
+    onsets.add_argument("--no-plot", action="store_true", help="do not draw the plot")
+    onsets.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="probability at or above which a frame is an onset (default: the detector's, 0.5)",
+    )
+    onsets.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_model_arguments(onsets)
+    onsets.set_defaults(handler=run_onsets)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="cut your clips into training data (mel images, CLIP embeddings, onset labels, frames)",
+        description="Prepare a folder of videos with their soundtracks for training: each video is cut into "
+        "model windows and everything training reads is cached in safetensors shards. Onsets come from "
+        "the captions file when it has them, else from the soundtrack (spectral flux).",
+    )
+    prepare.add_argument("source", help="a folder of videos (searched recursively)")
+    prepare.add_argument("--out", required=True, help="the prepared-data folder to write")
+    prepare.add_argument(
+        "--captions", help="CSV (file,caption[,onsets]) or JSONL ({file, caption, onsets}) per video"
+    )
+    prepare.add_argument(
+        "--num-frames", type=_positive_int, default=150, help="frames sampled per clip (default 150)"
+    )
+    prepare.add_argument(
+        "--detector-size",
+        type=_positive_int,
+        default=128,
+        help="side of the frames kept for the onset detector (px)",
+    )
+    prepare.add_argument("--overwrite", action="store_true", help="replace an existing prepared folder")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_arguments(prepare)
+    prepare.set_defaults(handler=run_prepare)
+
+    train = commands.add_parser(
+        "train",
+        help="train an adapter (semantic, temporal, onset, lora) on prepared data",
+        description="Train one adapter with the base model frozen. Several processes: "
+        "`accelerate launch -m foleycrafter.train ...` or `torchrun --nproc_per_node N -m foleycrafter.train ...`.",
+    )
+    from .train import add_arguments as add_train_arguments
+
+    add_train_arguments(train)
+    train.set_defaults(handler=run_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.debug:
+        _quiet_libraries()
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("foleycrafter: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the one place that turns any failure into one line and an exit code
+        if args.debug:
+            traceback.print_exc()
+        print(f"foleycrafter: error: {_one_line(error)}", file=sys.stderr)
+        return 2 if _is_user_error(error) else 1
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for our own messages: the libraries' info/warning chatter (e.g. about
+    optional torchvision) is shown only with --debug."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+def _is_user_error(error: Exception) -> bool:
+    from .release import CheckpointError
+    from .video import OutputExistsError, VideoReadError
+
+    return isinstance(
+        error, (UsageError, VideoReadError, OutputExistsError, CheckpointError, FileNotFoundError, ValueError)
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+# -- models ------------------------------------------------------------------------------------
+def resolve_device_and_dtype(device: str, dtype: str):
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {device} was asked for, but no CUDA device is available; use --device cpu."
+        )
+    if dtype == "auto":
+        dtype = "float16" if device.startswith("cuda") else "float32"
+    return torch.device(device), getattr(torch, dtype)
+
+
+def model_location(args) -> str:
+    if args.base:
+        return args.base
+    if args.adapters or args.image_encoder:
+        raise UsageError("--adapters and --image-encoder go with --base (the released Auffusion layout).")
+    model = (
+        args.model or os.environ.get(MODEL_ENV) or (str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else None)
+    )
+    if model is None:
+        raise UsageError(
+            "no model given and the bundled model (checkpoints/foleycrafter-tiny) is not in this installation. "
+            "Pass --model FOLDER (a native FoleyCrafter folder), or the released weights with "
+            "--base auffusion/auffusion-full-no-adapter --adapters ymzhang319/FoleyCrafter --image-encoder h94/IP-Adapter."
+        )
+    return model
+
+
+def load_pipeline(args):
+    from .pipeline import FoleyCrafterPipeline
+
+    device, dtype = resolve_device_and_dtype(args.device, args.dtype)
+    location = model_location(args)
+    if args.base:
+        pipe = FoleyCrafterPipeline.from_pretrained(
+            location, adapters=args.adapters, image_encoder=args.image_encoder, dtype=dtype
+        )
+    else:
+        pipe = FoleyCrafterPipeline.from_pretrained(location, dtype=dtype)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=getattr(args, "quiet", False), leave=False)
+    return pipe, device
+
+
+def load_onset_detector(args):
+    from .loaders import DETECTOR_FILE
+    from .models import OnsetDetector
+    from .release import resolve_folder
+
+    device, dtype = resolve_device_and_dtype(args.device, args.dtype)
+    if args.adapters:
+        folder = resolve_folder(args.adapters, allow_patterns=[DETECTOR_FILE])
+        detector = OnsetDetector.from_release(folder / DETECTOR_FILE, torch_dtype=dtype)
+    else:
+        folder = resolve_folder(model_location(args))
+        if not (folder / "onset_detector").is_dir():
+            raise UsageError(f"{folder} has no onset_detector; pass a model folder with one, or --adapters.")
+        detector = OnsetDetector.from_pretrained(folder / "onset_detector", dtype=dtype)
+    return detector.to(device).eval()
+
+
+# -- inputs and outputs ------------------------------------------------------------------------
+@dataclass
+class Job:
+    video: Path
+    output: Path
+
+
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files, folders (their videos, sorted) and glob patterns -> video paths, in order, once each."""
+    found: list[Path] = []
+    for pattern in patterns:
+        if not pattern:
+            raise UsageError("an input path is empty; pass a video file, a folder or a glob pattern.")
+        path = Path(pattern).expanduser()
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not videos:
+                raise UsageError(f"folder {path} contains no videos ({', '.join(VIDEO_SUFFIXES)}).")
+            found.extend(videos)
+        elif path.is_file():
+            found.append(path)
+        elif any(c in pattern for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True))
+            videos = [p for p in matches if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+            if not videos:
+                raise UsageError(f"no videos match {pattern!r}.")
+            found.extend(videos)
+        else:
+            raise UsageError(f"input not found: {pattern}")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return [Path(p) for p in unique]
+
+
+def plan_jobs(videos: list[Path], output: str | None, fmt: str) -> list[Job]:
+    suffixes = VIDEO_SUFFIXES[:3] + AUDIO_SUFFIXES
+    out = Path(output).expanduser() if output else None
+    single_file = (
+        out is not None
+        and len(videos) == 1
+        and not out.is_dir()
+        and out.suffix != ""
+        and not output.endswith(os.sep)
+    )
+    if out is not None and len(videos) > 1 and out.suffix.lower() in suffixes and not out.is_dir():
+        raise UsageError(f"{len(videos)} inputs need an output folder, but -o {output} looks like a file.")
+    jobs = []
+    for video in videos:
+        if single_file:
+            if out.suffix.lower() not in suffixes:
+                raise UsageError(f"-o {output}: unsupported output format; use one of {', '.join(suffixes)}.")
+            target = out
+        else:
+            folder = out if out is not None else video.parent
+            target = folder / f"{video.stem}_foley.{fmt}"
+        if target.resolve() == video.resolve():
+            raise UsageError(f"the output {target} would overwrite the input video; choose another -o.")
+        jobs.append(Job(video, target))
+    targets = [j.output.resolve() for j in jobs]
+    clashes = {str(t) for t in targets if targets.count(t) > 1}
+    if clashes:
+        raise UsageError(
+            f"several inputs would write the same output ({', '.join(sorted(clashes))}); use separate -o folders."
+        )
+    return jobs
+
+
+def write_result(job: Job, audio, sample_rate: int, overwrite: bool, keep_original_audio: bool) -> None:
+    from .video import mux_audio, write_audio
+
+    if job.output.suffix.lower() in AUDIO_SUFFIXES:
+        write_audio(job.output, audio, sample_rate, overwrite=overwrite)
+    else:
+        mux_audio(
+            job.video,
+            audio,
+            sample_rate,
+            job.output,
+            keep_original_audio=keep_original_audio,
+            overwrite=overwrite,
+        )
+
+
+# -- commands ----------------------------------------------------------------------------------
+def run_generate(args) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from .video import OutputExistsError, read_video_info
+
+    if args.overwrite and args.skip_existing:
+        raise UsageError("--overwrite and --skip-existing contradict each other; pass one.")
+    jobs = plan_jobs(expand_inputs(args.inputs), args.output, args.format)
+    batch = len(jobs) > 1
+    pending = []
+    skipped = []
+    for job in jobs:
+        if job.output.exists() and not args.overwrite:
+            if args.skip_existing:
+                skipped.append(job)
+                continue
+            if not batch:
+                raise OutputExistsError(
+                    f"{job.output} exists; pass --overwrite to replace it (or --skip-existing)."
+                )
+        pending.append(job)
+    if not pending:
+        print(f"Nothing to do: {len(skipped)} output(s) exist (--skip-existing).", file=sys.stderr)
+        return 0
+    if not batch:
+        read_video_info(pending[0].video)  # a bad input fails here, before the model loads
+    pipe, device = load_pipeline(args)
+    failures: list[tuple[Job, str]] = []
+    written = []
+    progress = tqdm(pending, desc="videos", unit="video", disable=args.quiet or not batch)
+    for job in progress:
+        started = time.perf_counter()
+        try:
+            if job.output.exists() and not args.overwrite:
+                raise OutputExistsError(
+                    f"{job.output} exists; pass --overwrite to replace it (or --skip-existing)."
+                )
+            result = pipe(
+                prompt=args.prompt,
+                negative_prompt=args.negative_prompt,
+                video=str(job.video),
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance_scale,
+                semantic_scale=args.semantic_scale,
+                temporal_scale=args.temporal_scale,
+                onsets=args.onsets,
+                timing=args.timing,
+                frame_short_side=None if args.full_frames else args.frame_short_side,
+                generator=torch.Generator(device="cpu").manual_seed(args.seed),
+            )
+            write_result(job, result.audios[0], result.sample_rate, args.overwrite, args.keep_original_audio)
+            written.append(job)
+            if not args.quiet:
+                print(f"wrote {job.output} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            if not batch:
+                raise
+            if args.debug:
+                traceback.print_exc()
+            failures.append((job, _one_line(error)))
+    if batch:
+        print(
+            f"{len(written)} written, {len(skipped)} skipped, {len(failures)} failed.",
+            file=sys.stderr,
+        )
+        for job, reason in failures:
+            print(f"  failed: {job.video}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_onsets(args) -> int:
+    from .temporal import detect_video_onsets
+    from .video import atomic_output
+
+    video = expand_inputs([args.input])
+    if len(video) != 1:
+        raise UsageError("onsets takes one video file.")
+    video = video[0]
+    json_path = Path(args.output) if args.output else None
+    plot_path = None
+    if not args.no_plot:
+        plot_path = (
+            Path(args.plot)
+            if args.plot
+            else (json_path.with_suffix(".png") if json_path else video.with_name(f"{video.stem}_onsets.png"))
+        )
+    for path in (json_path, plot_path):
+        if path is not None and path.exists() and not args.overwrite:
+            raise UsageError(f"{path} exists; pass --overwrite to replace it.")
+    detector = load_onset_detector(args)
+    threshold = args.threshold if args.threshold is not None else float(detector.config.threshold)
+    if not 0 < threshold < 1:
+        raise UsageError(f"--threshold must lie in (0, 1), got {threshold}.")
+    report = detect_video_onsets(detector, video, threshold=threshold)
+    text = json.dumps(report, indent=2)
+    if json_path is None:
+        print(text)
+    else:
+        with atomic_output(json_path, overwrite=args.overwrite) as temporary:
+            Path(temporary).write_text(text + "\n", encoding="utf-8")
+    if plot_path is not None:
+        from .plots import onset_plot
+
+        with atomic_output(plot_path, overwrite=args.overwrite) as temporary:
+            onset_plot(report).save(temporary, format="PNG")
+        print(f"wrote {plot_path}", file=sys.stderr)
+    return 0
+
+
+def run_prepare(args) -> int:
+    from .data.prepared import prepare_dataset, read_annotations
+
+    device, dtype = resolve_device_and_dtype(args.device, args.dtype)
+    if args.image_encoder:
+        from transformers import CLIPImageProcessor
+
+        from .loaders import load_image_encoder
+
+        encoder, processor = load_image_encoder(args.image_encoder, torch_dtype=dtype), CLIPImageProcessor()
+    else:
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+        from .release import resolve_folder
+
+        folder = resolve_folder(model_location(args))
+        if not (folder / "image_encoder").is_dir():
+            raise UsageError(f"{folder} has no image_encoder; pass --image-encoder (a CLIP vision folder).")
+        encoder = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", dtype=dtype)
+        processor = (
+            CLIPImageProcessor.from_pretrained(folder / "feature_extractor")
+            if (folder / "feature_extractor").is_dir()
+            else CLIPImageProcessor()
+        )
+    annotations = read_annotations(args.captions) if args.captions else None
+    summary = prepare_dataset(
+        args.source,
+        args.out,
+        encoder.to(device).eval(),
+        processor,
+        annotations=annotations,
+        num_frames=args.num_frames,
+        detector_size=args.detector_size,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_train(args) -> int:
+    from .train import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

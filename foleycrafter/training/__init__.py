@@ -1,0 +1,24 @@
+"""Training FoleyCrafter's adapters on your own clips: one trainer per adapter on a shared loop."""
+
+from .config import TrainConfig
+from .loop import Trainer
+
+TRAINERS = {
+    "semantic": "foleycrafter.training.diffusion:SemanticTrainer",
+    "temporal": "foleycrafter.training.diffusion:TemporalTrainer",
+    "lora": "foleycrafter.training.diffusion:LoraTrainer",
+    "onset": "foleycrafter.training.onset:OnsetTrainer",
+}
+
+
+def trainer_class(name: str) -> type[Trainer]:
+    """The trainer for ``name`` (one of ``TRAINERS``)."""
+    import importlib
+
+    if name not in TRAINERS:
+        raise ValueError(f"Unknown trainer {name!r}; choose one of {sorted(TRAINERS)}.")
+    module, attribute = TRAINERS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+__all__ = ["TRAINERS", "TrainConfig", "Trainer", "trainer_class"]

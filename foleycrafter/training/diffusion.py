@@ -1,0 +1,298 @@
+"""Trainers on the diffusion objective: the semantic adapter, the temporal controller, LoRA on the UNet.
+
+The base (VAE, text encoder, UNet) stays frozen in all three; only the adapter's parameters learn,
+from the noise-prediction loss on prepared clips (mel image -> VAE latents). Condition dropout
+(text, image, both) teaches the unconditional branch classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.prepared import PreparedDataset
+from ..spectrogram import log_mel_to_image
+from ..temporal import mask_from_onset_times, mask_to_condition
+from .loop import Trainer
+
+
+class DiffusionTrainer(Trainer):
+    """Shared parts: the frozen base pipeline, latents, text embeddings with dropout, noising."""
+
+    fields = ("log_mel", "clip_embeds")
+
+    def load_base(self, device: torch.device):
+        from diffusers import DDPMScheduler
+
+        from ..pipeline import FoleyCrafterPipeline
+
+        pipe = FoleyCrafterPipeline.from_pretrained(self.model_path)
+        for module in pipe.components.values():
+            if isinstance(module, torch.nn.Module):
+                module.requires_grad_(False)
+                module.eval()
+        pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.timeline = pipe.timeline()
+        with torch.no_grad():
+            self.empty_text = pipe._encode_text([""], device)
+        return pipe
+
+    # -- conditions ------------------------------------------------------------------------------
+    def dropout_masks(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per clip: drop the text? drop the image? (exclusive draws with the configured rates)."""
+        draw = torch.rand(batch_size, generator=generator)
+        c = self.config
+        drop_text = draw < c.text_dropout
+        drop_image = (draw >= c.text_dropout) & (draw < c.text_dropout + c.image_dropout)
+        drop_both = (draw >= c.text_dropout + c.image_dropout) & (
+            draw < c.text_dropout + c.image_dropout + c.both_dropout
+        )
+        return drop_text | drop_both, drop_image | drop_both
+
+    def text_embeddings(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
+        device = self.accelerator.device
+        with torch.no_grad():
+            embeds = self.pipe._encode_text(list(captions), device)
+        return torch.where(drop.to(device)[:, None, None], self.empty_text.expand_as(embeds), embeds)
+
+    def image_embeddings(self, clip_embeds: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) per-frame CLIP embeddings -> (B, 1, D) clip means; zeros where dropped (the
+        negative the pipeline uses)."""
+        mean = clip_embeds.mean(dim=1, keepdim=True)
+        return torch.where(drop.to(mean.device)[:, None, None], torch.zeros_like(mean), mean)
+
+    def masks(self, onsets: list[list[float]], durations: list[float]) -> torch.Tensor:
+        masks = [mask_from_onset_times(o, d, self.timeline) for o, d in zip(onsets, durations)]
+        return mask_to_condition(np.stack(masks), self.pipe.n_mels)
+
+    def split_merge(self, batch: dict, generator: torch.Generator) -> dict:
+        """Diff-Foley's temporal split-and-merge: clip i is cut at a random time and continued with
+        clip j (from the same time on); captions, frame embeddings and onsets are joined alike."""
+        if self.config.split_merge_probability <= 0 or len(batch["id"]) < 2:
+            return batch
+        batch = dict(batch)
+        size = len(batch["id"])
+        chosen = torch.rand(size, generator=generator) < self.config.split_merge_probability
+        partners = torch.randperm(size, generator=generator)
+        log_mel, embeds = batch["log_mel"].clone(), batch["clip_embeds"].clone()
+        captions, onsets, durations = list(batch["caption"]), list(batch["onsets"]), list(batch["duration"])
+        for i in torch.nonzero(chosen).flatten().tolist():
+            j = int(partners[i])
+            if j == i:
+                continue
+            length = min(durations[i], durations[j])
+            cut = float(torch.empty(1).uniform_(0.25, 0.75, generator=generator)) * length
+            column = self.timeline.seconds_to_column(cut)
+            frame = int(cut / length * embeds.shape[1])
+            log_mel[i, :, column:] = batch["log_mel"][j, :, column:]
+            embeds[i, frame:] = batch["clip_embeds"][j, frame:]
+            onsets[i] = [t for t in onsets[i] if t < cut] + [t for t in onsets[j] if cut <= t < length]
+            captions[i] = " and ".join(c for c in (captions[i], captions[j]) if c)
+            durations[i] = length
+        batch.update(log_mel=log_mel, clip_embeds=embeds, caption=captions, onsets=onsets, duration=durations)
+        return batch
+
+    # -- diffusion -----------------------------------------------------------------------------
+    def latents(self, log_mel: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        vae = self.pipe.vae
+        image = log_mel_to_image(log_mel.float()).to(device=vae.device, dtype=vae.dtype) * 2 - 1
+        with torch.no_grad():
+            distribution = vae.encode(image).latent_dist
+            noise = torch.randn(distribution.mean.shape, generator=generator).to(distribution.mean)
+            return (distribution.mean + distribution.std * noise) * vae.config.scaling_factor
+
+    def noised(self, latents: torch.Tensor, generator: torch.Generator):
+        """(noisy latents, timesteps, target) for the scheduler's prediction type."""
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        return noisy, timesteps, target
+
+    def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
+        """Generate the first validation clips; write a wav and a spectrogram PNG of each."""
+        from ..plots import spectrogram_image
+        from ..video import write_audio
+
+        folder.mkdir(parents=True, exist_ok=True)
+        losses = []
+        for index in range(min(2, len(dataset))):
+            item = dataset[index]
+            out = self.pipe(
+                prompt=item["caption"],
+                video_embeds=item["clip_embeds"].mean(0, keepdim=True)[None]
+                if self.pipe.has_semantic_adapter
+                else None,
+                onsets=item["onsets"] if self.pipe.controlnet is not None else None,
+                audio_length_in_s=item["duration"],
+                num_inference_steps=self.config.validation_steps,
+                guidance_scale=self.config.validation_guidance_scale,
+                generator=torch.Generator().manual_seed(self.config.seed),
+            )
+            write_audio(folder / f"{item['id']}.wav", out.audios[0], out.sample_rate, overwrite=True)
+            spectrogram_image(out.mel_images[0], onsets=item["onsets"], timeline=self.timeline).save(
+                folder / f"{item['id']}.png"
+            )
+            generated = torch.from_numpy(out.mel_images[0][0])
+            reference = log_mel_to_image(item["log_mel"])[0, 0]
+            losses.append(float(F.l1_loss(generated, reference)))
+        return {"mel_l1": float(np.mean(losses))} if losses else {}
+
+
+class SemanticTrainer(DiffusionTrainer):
+    """Trains the image projection and the ``to_k_ip``/``to_v_ip`` layers (IP-Adapter layout)."""
+
+    name = "semantic"
+
+    def build(self, device):
+        from ..semantic import initial_semantic_adapter, set_semantic_scale
+
+        pipe = self.load_base(device)
+        clip_dim = int(self.train_set.config["clip_dim"])
+        if not pipe.has_semantic_adapter:
+            pipe.load_semantic_adapter(initial_semantic_adapter(pipe.unet, clip_dim, seed=self.config.seed))
+        set_semantic_scale(pipe.unet, 1.0)
+        for name, parameter in pipe.unet.named_parameters():
+            parameter.requires_grad_(".processor." in name or name.startswith("encoder_hid_proj."))
+        pipe.unet.train()
+        return pipe.unet
+
+    def compute_loss(self, batch, generator):
+        batch = self.split_merge(batch, generator)
+        drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
+        latents = self.latents(batch["log_mel"], generator)
+        noisy, timesteps, target = self.noised(latents, generator)
+        unet = self.model
+        image = self.image_embeddings(batch["clip_embeds"], drop_image).to(latents.device, latents.dtype)
+        prediction = unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
+            added_cond_kwargs={"image_embeds": [image]},
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), target.float())
+
+    def export(self, model, folder: Path, final: bool) -> None:
+        from ..semantic import (
+            NATIVE_SUBFOLDER,
+            NATIVE_WEIGHT_NAME,
+            save_semantic_adapter,
+            semantic_adapter_state_dict,
+        )
+
+        if final:
+            self.pipe.save_pretrained(folder)
+        else:
+            save_semantic_adapter(
+                semantic_adapter_state_dict(model), folder / NATIVE_SUBFOLDER / NATIVE_WEIGHT_NAME
+            )
+
+
+class TemporalTrainer(DiffusionTrainer):
+    """Trains the ControlNet on the onset masks of the clips' real soundtracks (UNet and semantic
+    adapter frozen); a new controller starts as a copy of the UNet's encoder."""
+
+    name = "temporal"
+
+    def build(self, device):
+        from ..semantic import detached_semantic_adapter
+        from ..temporal import controller_from_unet
+
+        pipe = self.load_base(device)
+        if pipe.controlnet is None:
+            # Copied from the plain UNet, as the release's controller was.
+            with torch.no_grad(), detached_semantic_adapter(pipe.unet):
+                controller = controller_from_unet(pipe.unet).to(device)
+            pipe.register_modules(controlnet=controller)
+        pipe.controlnet.requires_grad_(True)
+        pipe.controlnet.train()
+        return pipe.controlnet
+
+    def compute_loss(self, batch, generator):
+        batch = self.split_merge(batch, generator)
+        drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
+        latents = self.latents(batch["log_mel"], generator)
+        noisy, timesteps, target = self.noised(latents, generator)
+        text = self.text_embeddings(batch["caption"], drop_text)
+        condition = self.masks(batch["onsets"], batch["duration"]).to(latents.device, latents.dtype)
+        down, mid = self.model(
+            noisy, timesteps, encoder_hidden_states=text, controlnet_cond=condition, return_dict=False
+        )
+        added = None
+        if self.pipe.has_semantic_adapter:
+            added = {"image_embeds": [self.image_embeddings(batch["clip_embeds"], drop_image).to(latents)]}
+        prediction = self.pipe.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=text,
+            added_cond_kwargs=added,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), target.float())
+
+    def export(self, model, folder: Path, final: bool) -> None:
+        if final:
+            self.pipe.save_pretrained(folder)
+        else:
+            model.save_pretrained(folder / "controlnet")
+
+
+class LoraTrainer(DiffusionTrainer):
+    """LoRA on the UNet's attention projections (peft), on the text-to-audio objective."""
+
+    name = "lora"
+
+    def build(self, device):
+        from peft import LoraConfig
+
+        pipe = self.load_base(device)
+        config = LoraConfig(
+            r=self.config.lora_rank,
+            lora_alpha=self.config.lora_alpha,
+            target_modules=list(self.config.lora_target_modules),
+            init_lora_weights="gaussian",
+        )
+        pipe.unet.add_adapter(config)
+        pipe.unet.train()
+        return pipe.unet
+
+    def compute_loss(self, batch, generator):
+        drop_text, _ = self.dropout_masks(len(batch["id"]), generator)
+        latents = self.latents(batch["log_mel"], generator)
+        noisy, timesteps, target = self.noised(latents, generator)
+        added = None
+        if self.pipe.has_semantic_adapter:
+            dim = self.pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
+            added = {"image_embeds": [torch.zeros(latents.shape[0], 1, dim).to(latents)]}
+        prediction = self.model(
+            noisy,
+            timesteps,
+            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), target.float())
+
+    def export(self, model, folder: Path, final: bool) -> None:
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        from ..pipeline import FoleyCrafterPipeline
+
+        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+        FoleyCrafterPipeline.save_lora_weights(
+            folder / "lora" if not final else folder, unet_lora_layers=layers, safe_serialization=True
+        )

@@ -1,0 +1,349 @@
+"""The `foleycrafter` command: run as a subprocess on generated and real videos, with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foleycrafter.cli import main
+from foleycrafter.testing import synthetic_frames, write_video
+from foleycrafter.video import read_audio_track, read_video_info, run_ffmpeg
+
+SR = 16000
+AAC_FRAME_SECONDS = 1024 / SR
+
+
+@pytest.fixture(scope="session")
+def native_model(release_pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "foleycrafter-test"
+    release_pipe.save_pretrained(folder)
+    return folder
+
+
+def run_cli(*args, env_model=None, cwd=None):
+    env = dict(os.environ)
+    env.pop("FOLEYCRAFTER_MODEL", None)
+    if env_model is not None:
+        env["FOLEYCRAFTER_MODEL"] = str(env_model)
+    return subprocess.run(
+        [sys.executable, "-m", "foleycrafter.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def make_video(path: Path, seconds: float, fps: float, size=(64, 48), audio=False) -> Path:
+    """An H.264 clip from ffmpeg's test source (with a sine soundtrack when asked)."""
+    width, height = size
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={seconds}"]
+    args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"]
+    if audio:
+        args += ["-c:a", "aac", "-shortest"]
+    run_ffmpeg([*args, "-y", str(path)])
+    return path
+
+
+def video_stream_md5(path: Path) -> str:
+    result = run_ffmpeg(["-i", str(path), "-map", "0:v", "-c", "copy", "-f", "md5", "-"])
+    return result.stdout.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        "silent_15": make_video(folder / "silent 14.96.mp4", 2.0, 14.96, (64, 48)),
+        "sound_30": make_video(folder / "with sound 29.97.mp4", 1.5, 29.97, (80, 60), audio=True),
+        "odd_24": make_video(folder / "größe 24.mp4", 2.5, 24, (96, 54)),
+    }
+
+
+def test_batch_folder_writes_each_video_with_its_generated_soundtrack(videos, native_model, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        "generate",
+        videos["silent_15"].parent,
+        "-o",
+        out,
+        "--steps",
+        "2",
+        "--prompt",
+        "a knock",
+        env_model=native_model,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3 written, 0 skipped, 0 failed" in result.stderr
+    for source in videos.values():
+        target = out / f"{source.stem}_foley.mp4"
+        assert target.is_file(), result.stderr
+        before, after = read_video_info(source), read_video_info(target)
+        assert after.num_frames == before.num_frames
+        assert after.video_codec == before.video_codec
+        assert video_stream_md5(target) == video_stream_md5(source), "the video stream must be copied"
+        audio = read_audio_track(target, sample_rate=SR)
+        assert abs(len(audio) / SR - before.duration) <= AAC_FRAME_SECONDS
+        assert np.abs(audio).max() > 1e-4
+    # The original soundtrack (a 330 Hz sine) is replaced by the generated one.
+    generated = read_audio_track(out / f"{videos['sound_30'].stem}_foley.mp4", sample_rate=SR)
+    original = read_audio_track(videos["sound_30"], sample_rate=SR)
+    n = min(len(generated), len(original))
+    assert abs(np.corrcoef(generated[:n], original[:n])[0, 1]) < 0.5
+    assert not list(out.glob(".*tmp*")), "no temporary files left behind"
+
+
+def test_wav_and_mp4_carry_the_same_audio(videos, native_model, tmp_path):
+    video = videos["silent_15"]
+    for name in ("a.wav", "a.mp4"):
+        result = run_cli(
+            "generate",
+            video,
+            "-o",
+            tmp_path / name,
+            "--steps",
+            "2",
+            "--seed",
+            "7",
+            "--onsets",
+            "0.3,1.1",
+            "--model",
+            native_model,
+        )
+        assert result.returncode == 0, result.stderr
+    wav = read_audio_track(tmp_path / "a.wav", sample_rate=SR)
+    mp4 = read_audio_track(tmp_path / "a.mp4", sample_rate=SR)
+    assert len(wav) == round(read_video_info(video).duration * SR)
+    n = min(len(wav), len(mp4))
+    # AAC is lossy and may shift by its priming delay; the waveforms still match closely.
+    assert np.corrcoef(wav[:n], mp4[:n])[0, 1] > 0.9
+
+
+def test_keep_original_audio_adds_a_second_track(videos, native_model, tmp_path):
+    main(
+        [
+            "generate",
+            str(videos["sound_30"]),
+            "-o",
+            str(tmp_path / "both.mp4"),
+            "--steps",
+            "1",
+            "--model",
+            str(native_model),
+            "--keep-original-audio",
+            "--quiet",
+        ]
+    )
+    assert read_video_info(tmp_path / "both.mp4").audio_streams == 2
+
+
+def test_real_clips(shared_media, native_model, tmp_path):
+    result = run_cli(
+        "generate", shared_media / "video" / "*.mp4", "-o", tmp_path, "--steps", "1", "--model", native_model
+    )
+    assert result.returncode == 0, result.stderr
+    for source in sorted((shared_media / "video").glob("*.mp4")):
+        target = tmp_path / f"{source.stem}_foley.mp4"
+        info = read_video_info(source)
+        assert read_video_info(target).num_frames == info.num_frames
+        assert video_stream_md5(target) == video_stream_md5(source)
+        assert abs(len(read_audio_track(target, sample_rate=SR)) / SR - info.duration) <= AAC_FRAME_SECONDS
+
+
+# -- refusals: a clear message, exit code 2, nothing written ---------------------------------------
+def test_existing_output_is_not_overwritten(videos, native_model, tmp_path):
+    target = tmp_path / "keep.mp4"
+    target.write_bytes(b"precious")
+    code = main(
+        [
+            "generate",
+            str(videos["silent_15"]),
+            "-o",
+            str(target),
+            "--model",
+            str(native_model),
+            "--steps",
+            "1",
+        ]
+    )
+    assert code == 2
+    assert target.read_bytes() == b"precious"
+    assert (
+        main(
+            [
+                "generate",
+                str(videos["silent_15"]),
+                "-o",
+                str(target),
+                "--model",
+                str(native_model),
+                "--steps",
+                "1",
+                "--overwrite",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert read_video_info(target).num_frames == read_video_info(videos["silent_15"]).num_frames
+
+
+def test_skip_existing_in_batch(videos, native_model, tmp_path, capsys):
+    (tmp_path / f"{videos['odd_24'].stem}_foley.mp4").write_bytes(b"done before")
+    code = main(
+        [
+            "generate",
+            str(videos["odd_24"]),
+            str(videos["silent_15"]),
+            "-o",
+            str(tmp_path),
+            "--model",
+            str(native_model),
+            "--steps",
+            "1",
+            "--skip-existing",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert "1 written, 1 skipped, 0 failed" in capsys.readouterr().err
+    assert (tmp_path / f"{videos['odd_24'].stem}_foley.mp4").read_bytes() == b"done before"
+
+
+def test_one_bad_file_does_not_stop_the_batch(videos, native_model, tmp_path, capsys):
+    bad = tmp_path / "in" / "broken.mp4"
+    bad.parent.mkdir()
+    bad.write_text("this is not a video")
+    good = bad.parent / "good.mp4"
+    good.write_bytes(videos["silent_15"].read_bytes())
+    code = main(
+        [
+            "generate",
+            str(bad.parent),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(native_model),
+            "--steps",
+            "1",
+            "--quiet",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "1 written, 0 skipped, 1 failed" in err and "broken.mp4" in err
+    assert (tmp_path / "out" / "good_foley.mp4").is_file()
+    assert not (tmp_path / "out" / "broken_foley.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "make_input,message",
+    [
+        (lambda d: d / "missing.mp4", "input not found"),
+        (lambda d: (d / "notes.mp4").write_text("hello") and d / "notes.mp4", "notes.mp4"),
+        (lambda d: "", "empty"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(make_input, message, native_model, tmp_path, capsys):
+    source = make_input(tmp_path)
+    code = main(["generate", str(source), "-o", str(tmp_path / "out.mp4"), "--model", str(native_model)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("foleycrafter: error:") and "Traceback" not in err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_audio_only_input_is_refused(native_model, tmp_path, capsys):
+    audio = tmp_path / "voice.m4a"
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-y", str(audio)])
+    assert main(["generate", str(audio), "-o", str(tmp_path / "x.mp4"), "--model", str(native_model)]) == 2
+    assert "no video stream" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_output_over_the_input_is_refused(videos, native_model, capsys):
+    before = videos["silent_15"].read_bytes()
+    code = main(
+        [
+            "generate",
+            str(videos["silent_15"]),
+            "-o",
+            str(videos["silent_15"]),
+            "--model",
+            str(native_model),
+            "--overwrite",
+        ]
+    )
+    assert code == 2 and "overwrite the input" in capsys.readouterr().err
+    assert videos["silent_15"].read_bytes() == before
+
+
+def test_bad_arguments_exit_2():
+    result = run_cli("generate", "x.mp4", "--onsets", "0.5,abc")
+    assert result.returncode == 2 and "seconds separated by commas" in result.stderr
+
+
+def test_missing_model_says_what_to_pass(videos, monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("FOLEYCRAFTER_MODEL", raising=False)
+    monkeypatch.setattr("foleycrafter.cli.DEFAULT_MODEL", tmp_path / "absent")
+    code = main(["generate", str(videos["silent_15"]), "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--model FOLDER" in err and "--base" in err
+
+
+def test_debug_shows_the_traceback(native_model, tmp_path, capsys):
+    assert main(["--debug", "generate", str(tmp_path / "none.mp4"), "--model", str(native_model)]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+# -- onsets -----------------------------------------------------------------------------------------
+def test_onsets_command_prints_json_and_draws_a_plot(videos, native_model, tmp_path):
+    json_path = tmp_path / "onsets.json"
+    result = run_cli("onsets", videos["odd_24"], "-o", json_path, "--model", native_model)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(json_path.read_text())
+    assert report["duration"] == pytest.approx(2.5, abs=0.05)
+    assert len(report["frames"]["times"]) == len(report["frames"]["probabilities"]) == 150
+    assert all(0 <= p <= 1 for p in report["frames"]["probabilities"])
+    above = [t for t, p in zip(report["frames"]["times"], report["frames"]["probabilities"]) if p >= 0.5]
+    assert set(report["onsets"]) <= set(above)
+    png = json_path.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Printed to stdout without -o.
+    printed = run_cli("onsets", videos["odd_24"], "--no-plot", "--model", native_model)
+    assert json.loads(printed.stdout)["onsets"] == report["onsets"]
+
+
+def test_long_video_in_windows(native_model, tmp_path):
+    """A 25 s clip: three overlapping windows, exact length, same seed -> same audio."""
+    video = write_video(tmp_path / "long.mp4", synthetic_frames(125, 32, 48), 5.0)
+    outputs = []
+    for name in ("a.wav", "b.wav"):
+        assert (
+            main(
+                [
+                    "generate",
+                    str(video),
+                    "-o",
+                    str(tmp_path / name),
+                    "--model",
+                    str(native_model),
+                    "--steps",
+                    "1",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        outputs.append(read_audio_track(tmp_path / name, sample_rate=SR))
+    assert len(outputs[0]) == 25 * SR
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -1,0 +1,258 @@
+"""Data preparation and the four trainers, on tiny components and tiny generated clips, on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from foleycrafter.data.prepared import PreparedDataset, clip_spans, prepare_dataset, read_annotations
+from foleycrafter.video import run_ffmpeg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_clip(path: Path, seconds: float, period: float, pitch: float, colour: str) -> Path:
+    """A video with decaying tone bursts every ``period`` s (onsets at 0.2 + k * period)."""
+    audio = f"aevalsrc='0.6*sin(2*PI*{pitch}*t)*exp(-25*mod(t-0.2+{period},{period}))*gte(t,0.2)':s=16000:d={seconds}"
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c={colour}:size=64x48:rate=15:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            audio,
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-y",
+            str(path),
+        ]
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    make_clip(folder / "bells.mp4", 3.0, 0.7, 880, "red")
+    make_clip(folder / "drums.mp4", 3.0, 0.9, 220, "blue")
+    make_clip(folder / "long.mp4", 12.0, 1.1, 440, "green")
+    (folder / "captions.csv").write_text(
+        "file,caption,onsets\nbells.mp4,a bell rings,0.2 0.9 1.6 2.3\ndrums.mp4,a drum is hit,0.2;1.1;2.0\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(clips, release_pipe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared") / "data"
+    summary = prepare_dataset(
+        clips,
+        out,
+        release_pipe.image_encoder,
+        release_pipe.feature_extractor,
+        annotations=read_annotations(clips / "captions.csv"),
+        detector_size=32,
+        num_frames=20,
+        progress=False,
+    )
+    assert summary["clips"] == 4 and summary["skipped"] == []
+    return out
+
+
+@pytest.fixture(scope="module")
+def native_model(release_pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    release_pipe.save_pretrained(folder)
+    return folder
+
+
+def test_clip_spans_cover_the_video_in_windows():
+    assert clip_spans(3.0, 10.24, 1.0) == [(0.0, 3.0)]
+    spans = clip_spans(25.0, 10.24, 1.0)
+    assert spans[0] == (0.0, 10.24) and spans[-1][1] == 25.0 and len(spans) == 3
+    assert clip_spans(10.5, 10.24, 1.0) == [(0.0, 10.24)]  # a 0.26 s remainder is dropped
+
+
+def test_prepared_data_holds_what_training_reads(prepared):
+    dataset = PreparedDataset(prepared)
+    assert len(dataset) == 4
+    by_source = {Path(r["source"]).name: r for r in dataset.records}
+    assert by_source["bells.mp4"]["onsets"] == [0.2, 0.9, 1.6, 2.3]
+    assert (
+        by_source["bells.mp4"]["onset_source"] == "given"
+        and by_source["bells.mp4"]["caption"] == "a bell rings"
+    )
+    long_clips = [r for r in dataset.records if Path(r["source"]).name == "long.mp4"]
+    assert [round(r["start"], 2) for r in long_clips] == [0.0, 10.24]
+    assert all(r["onset_source"] == "audio" for r in long_clips)
+    # Spectral-flux onsets of the soundtrack: bursts at 0.2 + k * 1.1 s (relative to each clip).
+    first = long_clips[0]
+    expected = [0.2 + 1.1 * k for k in range(10) if 0.2 + 1.1 * k < 10.24]
+    assert len(first["onsets"]) == len(expected)
+    assert np.max(np.abs(np.array(first["onsets"]) - expected)) < 0.03
+    item = dataset[0]
+    assert item["log_mel"].shape == (256, 1024) and item["log_mel"].dtype == torch.float32
+    assert item["clip_embeds"].shape == (20, 16)
+    assert item["detector_frames"].shape == (20, 32, 32, 3) and item["detector_frames"].dtype == torch.uint8
+    # Columns after a 3 s clip hold silence.
+    short = dataset[[r["id"] for r in dataset.records].index(by_source["bells.mp4"]["id"])]
+    assert short["log_mel"][:, 320:].max() < short["log_mel"][:, :300].max() - 5
+
+
+def test_prepare_refuses_to_overwrite(clips, prepared, release_pipe):
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prepare_dataset(
+            clips, prepared, release_pipe.image_encoder, release_pipe.feature_extractor, progress=False
+        )
+
+
+def run_trainer(name, native_model, prepared, out, resume_from=None, **overrides):
+    from foleycrafter.training import TrainConfig, trainer_class
+
+    settings = dict(
+        max_steps=24,
+        batch_size=2,
+        learning_rate=2e-3,
+        checkpoint_every=12,
+        checkpoints_total_limit=1,
+        validate_every=0,
+        validation_fraction=0.25,
+        validation_steps=2,
+        seed=0,
+    )
+    settings.update(overrides)
+    trainer = trainer_class(name)(
+        TrainConfig(**settings), native_model, prepared, out, resume_from=resume_from, progress=False
+    )
+    return trainer.run()
+
+
+def losses(summary):
+    return np.array([h["loss"] for h in summary["history"]])
+
+
+def assert_learns(summary):
+    values = losses(summary)
+    assert np.all(np.isfinite(values))
+    assert values[-8:].mean() < values[:8].mean(), values
+
+
+def test_semantic_trainer(native_model, prepared, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+
+    summary = run_trainer("semantic", native_model, prepared, tmp_path / "run")
+    assert_learns(summary)
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-24"
+    assert (checkpoint / "semantic_adapter" / "ip_adapter.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoints" / "checkpoint-12").exists(), "total limit 1"
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    assert pipe.has_semantic_adapter
+    # The checkpoint's adapter also loads into a pipeline on its own.
+    base = FoleyCrafterPipeline.from_pretrained(native_model)
+    base.load_semantic_adapter(checkpoint / "semantic_adapter" / "ip_adapter.safetensors")
+    validation = tmp_path / "run" / "validation" / "step-24"
+    assert list(validation.glob("*.wav")) and list(validation.glob("*.png"))
+
+
+def test_temporal_trainer_and_resume(native_model, prepared, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+
+    first = run_trainer(
+        "temporal", native_model, prepared, tmp_path / "run", max_steps=12, split_merge_probability=0.5
+    )
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-12" / "controlnet" / "config.json").is_file()
+    resumed = run_trainer(
+        "temporal",
+        native_model,
+        prepared,
+        tmp_path / "run",
+        max_steps=24,
+        checkpoints_total_limit=2,
+        split_merge_probability=0.5,
+        resume_from="latest",
+    )
+    assert resumed["history"][0]["step"] == 13, "resuming continues from the saved step"
+    assert np.all(np.isfinite(losses(first))) and np.all(np.isfinite(losses(resumed)))
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    assert pipe.controlnet is not None
+
+
+def test_onset_trainer_reports_precision_and_recall(native_model, prepared, tmp_path):
+    from foleycrafter.models import OnsetDetector
+
+    summary = run_trainer(
+        "onset", native_model, prepared, tmp_path / "run", max_steps=30, batch_size=3, learning_rate=3e-3
+    )
+    assert_learns(summary)
+    assert set(summary["validation"]) >= {"precision", "recall"}
+    detector = OnsetDetector.from_pretrained(tmp_path / "run" / "final" / "onset_detector")
+    assert detector.config.preprocessing == "clean"
+
+
+def test_lora_trainer(native_model, prepared, clip, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+
+    summary = run_trainer("lora", native_model, prepared, tmp_path / "run")
+    assert_learns(summary)
+    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(prompt="a bell rings", video=clip, num_inference_steps=2)
+    before = pipe(generator=torch.Generator().manual_seed(0), **kwargs).audios[0]
+    pipe.load_lora_weights(tmp_path / "run" / "final")
+    after = pipe(generator=torch.Generator().manual_seed(0), **kwargs).audios[0]
+    assert np.abs(after - before).max() > 1e-5
+
+
+def test_recipes_parse():
+    from foleycrafter.training import TrainConfig
+
+    for recipe in sorted((REPO / "adapters").glob("*.yaml")):
+        TrainConfig.from_sources(recipe)
+    with pytest.raises(ValueError, match="Unknown training settings"):
+        TrainConfig.from_sources(None, {"learnig_rate": 1.0})
+
+
+def test_two_processes_agree(native_model, prepared, tmp_path):
+    """torchrun with two CPU processes (gloo): both end with the same weights."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(REPO / "tests" / "two_process_train.py"),
+            str(native_model),
+            str(prepared),
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    hashes = [(tmp_path / "run" / f"weights-rank{rank}.sha1").read_text() for rank in (0, 1)]
+    assert hashes[0] == hashes[1]
+    # Both processes trained: the weights moved away from the starting point.
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["history"][-1]["step"] == 6
