@@ -154,19 +154,29 @@ def test_beating_partials_are_one_onset():
 
 
 def test_minimum_interval_between_onsets():
-    # Bursts 30 ms apart: closer than the 50 ms minimum, one onset (the first, stronger one).
-    close = make_clip([1.0, 1.03], 2.0, "noise_burst", gains=[0.8, 0.4])
+    # Bursts 60 ms apart: closer than the 100 ms default (a mask event's width), one onset (the
+    # first, stronger one).
+    close = make_clip([1.0, 1.06], 2.0, "noise_burst", gains=[0.8, 0.4])
     result = detect_audio_onsets(close, SR)
     assert len(result.times) == 1 and abs(result.times[0] - 1.0) <= 0.005
-    # 70 ms apart: two onsets.
-    apart = make_clip([1.0, 1.07], 2.0, "noise_burst", gains=[0.8, 0.8])
+    # 130 ms apart: two onsets.
+    apart = make_clip([1.0, 1.13], 2.0, "noise_burst", gains=[0.8, 0.8])
     assert len(detect_audio_onsets(apart, SR).times) == 2
+    # A smaller minimum interval separates bursts 70 ms apart.
+    assert (
+        len(
+            detect_audio_onsets(
+                make_clip([1.0, 1.07], 2.0, "noise_burst", gains=[0.8, 0.8]), SR, min_interval_ms=50
+            ).times
+        )
+        == 2
+    )
     # A larger minimum interval keeps the stronger onset of each close pair.
-    onsets = [0.5, 0.6, 1.5, 1.62]
+    onsets = [0.5, 0.65, 1.5, 1.67]
     audio = make_clip(onsets, 2.5, "noise_burst", gains=[0.2, 0.8, 0.8, 0.2])
     assert len(detect_audio_onsets(audio, SR).times) == 4
     result = detect_audio_onsets(audio, SR, min_interval_ms=200)
-    np.testing.assert_allclose(result.times, [0.6, 1.5], atol=0.005)
+    np.testing.assert_allclose(result.times, [0.65, 1.5], atol=0.005)
     assert np.all(np.diff(result.times) >= 0.2)
 
 
