@@ -245,12 +245,21 @@ def test_one_bad_file_does_not_stop_the_batch(videos, native_model, tmp_path, ca
     assert not (tmp_path / "out" / "broken_foley.mp4").exists()
 
 
+def truncated_copy(folder: Path) -> Path:
+    """An H.264 mp4 cut to a third of its bytes (its index at the end is lost)."""
+    source = make_video(folder / "whole.mp4", 2.0, 15, (64, 48))
+    data = source.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    return folder / "truncated.mp4"
+
+
 @pytest.mark.parametrize(
     "make_input,message",
     [
         (lambda d: d / "missing.mp4", "input not found"),
         (lambda d: (d / "notes.mp4").write_text("hello") and d / "notes.mp4", "notes.mp4"),
         (lambda d: "", "empty"),
+        (lambda d: truncated_copy(d), "truncated.mp4"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(make_input, message, native_model, tmp_path, capsys):

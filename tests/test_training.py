@@ -282,3 +282,54 @@ def test_prepare_labels_real_clips_like_a_hand_check(shared_media, release_pipe,
         assert record["onset_source"] == "audio"
         assert len(record["onsets"]) == len(expected), record["onsets"]
         assert np.max(np.abs(np.array(record["onsets"]) - expected)) <= 0.05, record["onsets"]
+
+
+def test_train_command(native_model, prepared, tmp_path, capsys):
+    from foleycrafter.cli import main
+
+    code = main(
+        [
+            "train",
+            "onset",
+            "--config",
+            str(REPO / "adapters" / "onset.yaml"),
+            "--model",
+            str(native_model),
+            "--data",
+            str(prepared),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--set",
+            "checkpoint_every=0",
+            "--set",
+            "detector={block_channels: [4, 4, 8, 8], layers: [1, 1, 1, 1]}",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 3 and np.isfinite(summary["final_loss"])
+    assert (tmp_path / "run" / "final" / "onset_detector" / "config.json").is_file()
+    # A misspelt setting is an error that names it, not a silent default.
+    assert (
+        main(
+            [
+                "train",
+                "onset",
+                "--model",
+                str(native_model),
+                "--data",
+                str(prepared),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "learnig_rate=1",
+            ]
+        )
+        == 2
+    )
+    assert "learnig_rate" in capsys.readouterr().err
