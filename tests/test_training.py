@@ -108,6 +108,7 @@ def test_prepared_data_holds_what_training_reads(prepared):
     assert len(first["onsets"]) == len(expected)
     assert np.max(np.abs(np.array(first["onsets"]) - expected)) < 0.03
     item = dataset[0]
+    assert item["audio"].shape == (163840,) and item["audio"].abs().max() <= 1
     assert item["log_mel"].shape == (256, 1024) and item["log_mel"].dtype == torch.float32
     assert item["clip_embeds"].shape == (20, 16)
     assert item["detector_frames"].shape == (20, 32, 32, 3) and item["detector_frames"].dtype == torch.uint8

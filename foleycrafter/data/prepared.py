@@ -7,7 +7,8 @@ reads without decoding video again::
       config.json            how it was made: rates, window, frame counts, image encoder width
       index.jsonl            one record per clip: id, source video, start/duration (s), caption,
                              onset times (s, relative to the clip), where the onsets came from
-      shard-00000.safetensors  "<id>.log_mel"         (n_mels, window_columns) float16
+      shard-00000.safetensors  "<id>.audio"           (window_samples,) int16, silence past the end
+                               "<id>.log_mel"         (n_mels, window_columns) float16
                                "<id>.clip_embeds"     (num_frames, D) float16, per sampled frame
                                "<id>.detector_frames" (num_frames, S, S, 3) uint8, squashed to S x S
 
@@ -37,9 +38,9 @@ from ..spectrogram import MelSpectrogram
 from ..timeline import Timeline
 from ..video import atomic_output, load_clip, read_audio_track, read_video_info
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-FIELDS = ("log_mel", "clip_embeds", "detector_frames")
+FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames")
 
 
 @dataclass
@@ -214,6 +215,9 @@ def prepare_dataset(
             clip_id = _clip_id(video, start)
             with torch.no_grad():
                 log_mel = mel(torch.from_numpy(segment))[0]
+            pending[f"{clip_id}.audio"] = torch.from_numpy(
+                np.round(np.clip(segment, -1, 1) * 32767).astype(np.int16)
+            )
             pending[f"{clip_id}.log_mel"] = (
                 log_mel[:, : timeline.window_columns].to(torch.float16).contiguous()
             )
@@ -233,7 +237,7 @@ def prepare_dataset(
                     "shard": f"shard-{shard_index:05d}.safetensors",
                 }
             )
-            if len(pending) >= 3 * shard_size:
+            if len(pending) >= len(FIELDS) * shard_size:
                 flush()
     flush()
     if not records:
@@ -285,8 +289,9 @@ class PreparedDataset(torch.utils.data.Dataset):
     """Clips of a prepared folder.
 
     Each item is a dict: ``id``, ``caption``, ``onsets`` (s, relative to the clip), ``duration`` (s),
-    and the requested ``fields``: ``log_mel`` (n_mels, window_columns) float32, ``clip_embeds``
-    (num_frames, D) float32, ``detector_frames`` (num_frames, S, S, 3) uint8.
+    and the requested ``fields``: ``audio`` (window_samples,) float32 in [-1, 1], ``log_mel``
+    (n_mels, window_columns) float32, ``clip_embeds`` (num_frames, D) float32, ``detector_frames``
+    (num_frames, S, S, 3) uint8.
     """
 
     def __init__(
@@ -336,6 +341,8 @@ class PreparedDataset(torch.utils.data.Dataset):
         with safe_open(str(self.folder / record["shard"]), framework="pt") as shard:
             for field in self.fields:
                 tensor = shard.get_tensor(f"{record['id']}.{field}")
+                if field == "audio":
+                    tensor = tensor.float() / 32767
                 item[field] = tensor if field == "detector_frames" else tensor.float()
         return item
 
