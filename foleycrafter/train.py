@@ -19,9 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("adapter", choices=sorted(TRAINERS), help="what to train")
     parser.add_argument("--config", help="YAML recipe (see adapters/*.yaml)")
     parser.add_argument(
-        "--model", required=True, help="the native FoleyCrafter folder whose base stays frozen"
+        "--model",
+        help="the native FoleyCrafter folder whose base stays frozen (clip/vae/unet: the folder of parts "
+        "trained so far, if any)",
     )
-    parser.add_argument("--data", required=True, help="a folder written by `foleycrafter prepare`")
+    parser.add_argument(
+        "--data", required=True, help="a folder written by `foleycrafter prepare` (clip: a SynthFoley split folder)"
+    )
     parser.add_argument(
         "--out", required=True, help="output folder: checkpoints/, final/, logs/, validation/"
     )

@@ -37,6 +37,11 @@ class TrainConfig:
         detector: constructor arguments of a new onset detector (the onset trainer, when the model
             has none), e.g. {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]}.
         positive_weight: weight of onset frames in the detector's BCE (None: #negatives/#positives).
+        architecture: constructor arguments of a model trained from scratch (the clip, vae and unet
+            trainers), e.g. {"block_out_channels": [32, 64], ...} for the UNet.
+        kl_weight: weight of the VAE's KL term.
+        crop_columns: train the VAE / vocoder on random crops of this many mel columns (0: whole clips).
+        frames_per_clip: frames per clip the clip trainer pairs with the caption.
         validation_steps, validation_guidance_scale: sampling settings of validation generations.
     """
 
@@ -66,6 +71,10 @@ class TrainConfig:
     lora_target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
     detector: dict = field(default_factory=dict)
     positive_weight: float | None = None
+    architecture: dict = field(default_factory=dict)
+    kl_weight: float = 1e-6
+    crop_columns: int = 0
+    frames_per_clip: int = 4
     validation_steps: int = 25
     validation_guidance_scale: float = 7.5
 

@@ -44,7 +44,7 @@ class Trainer:
         progress: bool = True,
     ):
         self.config = config
-        self.model_path = Path(model)
+        self.model_path = Path(model) if model is not None else None
         self.data_path = Path(data)
         self.output_dir = Path(output_dir)
         self.resume_from = resume_from
@@ -52,6 +52,11 @@ class Trainer:
         self.history: list[dict] = []
 
     # -- to implement ---------------------------------------------------------------------------
+    def make_datasets(self) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+        """(train, validation) datasets; by default the prepared data split by clip-id hash."""
+        dataset = PreparedDataset(self.data_path, fields=self.fields)
+        return dataset.split(self.config.validation_fraction, seed=self.config.seed)
+
     def build(self, device: torch.device) -> torch.nn.Module:
         """Load frozen parts onto ``device`` and return the module whose trainable parameters train."""
         raise NotImplementedError
@@ -65,6 +70,10 @@ class Trainer:
 
     def validate(self, model: torch.nn.Module, dataset: PreparedDataset, folder: Path, step: int) -> dict:
         return {}
+
+    @staticmethod
+    def collate(items: list[dict]) -> dict:
+        return collate(items)
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -91,15 +100,14 @@ class Trainer:
                 json.dumps(
                     {
                         "trainer": self.name,
-                        "model": str(self.model_path),
+                        "model": str(self.model_path or ""),
                         "data": str(self.data_path),
                         **config.to_dict(),
                     },
                     indent=2,
                 )
             )
-        dataset = PreparedDataset(self.data_path, fields=self.fields)
-        train_set, validation_set = dataset.split(config.validation_fraction, seed=config.seed)
+        train_set, validation_set = self.make_datasets()
         if len(train_set) == 0:
             raise ValueError(
                 f"{self.data_path}: no clips left for training after holding out validation clips."
@@ -124,7 +132,7 @@ class Trainer:
             train_set,
             batch_size=config.batch_size,
             shuffle=True,
-            collate_fn=collate,
+            collate_fn=self.collate,
             num_workers=config.num_workers,
             drop_last=len(train_set) >= config.batch_size * accelerator.num_processes,
             generator=torch.Generator().manual_seed(config.seed),

@@ -28,8 +28,8 @@ class OnsetTrainer(Trainer):
     def build(self, device):
         from ..models import OnsetDetector
 
-        folder = self.model_path / "onset_detector"
-        if self.model_path.is_dir() and (folder / "config.json").is_file() and not self.config.detector:
+        folder = self.model_path / "onset_detector" if self.model_path is not None else None
+        if folder is not None and (folder / "config.json").is_file() and not self.config.detector:
             detector = OnsetDetector.from_pretrained(folder)
         else:
             settings = {"preprocessing": "clean", **self.config.detector}
