@@ -223,12 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .train import add_arguments as add_train_arguments
 
+    synthfoley = commands.add_parser(
+        "synthfoley",
+        add_help=False,
+        help="generate SynthFoley clips: synchronized test videos with ground-truth onsets and classes",
+        description="See `foleycrafter synthfoley --help`.",
+    )
+    synthfoley.add_argument("arguments", nargs=argparse.REMAINDER)
+
     add_train_arguments(train)
     train.set_defaults(handler=run_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["synthfoley"]:
+        # The generator has its own argument parser (also `python -m foleycrafter.data.synthfoley`).
+        from .data.synthfoley import main as synthfoley_main
+
+        return synthfoley_main(argv[1:], prog="foleycrafter synthfoley")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:
