@@ -70,6 +70,28 @@ def strip_prefix(key: str, prefix: str) -> str:
     return key
 
 
+def layout_problems(
+    have: Mapping[str, tuple[int, ...]], want: Mapping[str, tuple[int, ...]], max_listed: int = 5
+) -> list[str]:
+    """What differs between two key -> shape layouts: missing keys, unexpected keys, shape
+    mismatches (file vs model), each with its first ``max_listed`` keys. Empty when they agree."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    mismatched = [
+        f"{k}: file {tuple(have[k])} vs model {tuple(want[k])}"
+        for k in want
+        if k in have and tuple(have[k]) != tuple(want[k])
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:max_listed])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:max_listed])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:max_listed])})")
+    return problems
+
+
 def check_state_dict(
     state_dict: Mapping[str, torch.Tensor],
     expected: Mapping[str, torch.Tensor] | torch.nn.Module,
@@ -86,20 +108,11 @@ def check_state_dict(
     """
     if isinstance(expected, torch.nn.Module):
         expected = expected.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:max_listed])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:max_listed])})")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:max_listed])})")
+    problems = layout_problems(
+        {k: tuple(v.shape) for k, v in state_dict.items()},
+        {k: tuple(v.shape) for k, v in expected.items()},
+        max_listed,
+    )
     if problems:
         raise CheckpointError(
             f"{source} does not match the {what}: " + "; ".join(problems) + ". "

@@ -34,7 +34,7 @@ from diffusers.models.attention_processor import (
 )
 from safetensors.torch import load_file, save_file
 
-from .release import CheckpointError, load_torch_pickle, unwrap_state_dict
+from .release import CheckpointError, layout_problems, load_torch_pickle, unwrap_state_dict
 
 NUM_IMAGE_TOKENS = 4
 NATIVE_SUBFOLDER = "semantic_adapter"
@@ -124,21 +124,8 @@ def check_semantic_adapter(
         clip_dim = proj.shape[-1] if proj is not None else 0
     expected = expected_semantic_shapes(unet, clip_dim)
     for group in ("image_proj", "ip_adapter"):
-        have, want = state_dict[group], expected[group]
-        missing = [k for k in want if k not in have]
-        unexpected = [k for k in have if k not in want]
-        wrong = [
-            f"{k}: {tuple(have[k].shape)} vs {want[k]}"
-            for k in want
-            if k in have and tuple(have[k].shape) != want[k]
-        ]
-        problems = []
-        if missing:
-            problems.append(f"missing {', '.join(missing[:5])}")
-        if unexpected:
-            problems.append(f"unexpected {', '.join(unexpected[:5])}")
-        if wrong:
-            problems.append(f"shape mismatch (file vs UNet) {'; '.join(wrong[:5])}")
+        have = {k: tuple(v.shape) for k, v in state_dict[group].items()}
+        problems = layout_problems(have, expected[group])
         if problems:
             raise CheckpointError(
                 f"{source} does not match this UNet's semantic adapter layout [{group}]: "
