@@ -223,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from .train import add_arguments as add_train_arguments
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a model on SynthFoley: onset F1/AP, semantic accuracy, Frechet distance",
+        description="Generate audio for every clip of a SynthFoley split under each configuration and score it "
+        "against the ground truth. Prints a table and writes JSON.",
+    )
+    from .eval.benchmark import add_arguments as add_eval_arguments
+
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(handler=run_eval)
+
     synthfoley = commands.add_parser(
         "synthfoley",
         add_help=False,
@@ -578,6 +589,12 @@ def run_prepare(args) -> int:
     )
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def run_eval(args) -> int:
+    from .eval.benchmark import run
+
+    return run(args)
 
 
 def run_train(args) -> int:

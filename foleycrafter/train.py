@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "trained so far, if any)",
     )
     parser.add_argument(
-        "--data", required=True, help="a folder written by `foleycrafter prepare` (clip: a SynthFoley split folder)"
+        "--data",
+        required=True,
+        help="a folder written by `foleycrafter prepare` (clip: a SynthFoley split folder)",
     )
     parser.add_argument(
         "--out", required=True, help="output folder: checkpoints/, final/, logs/, validation/"

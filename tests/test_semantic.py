@@ -81,7 +81,9 @@ def test_wrong_clip_width_and_wrong_layer_count_are_named(unet):
         check_semantic_adapter(adapter, unet, TINY_CLIP_DIM, "semantic_adapter.bin")
     adapter = tiny_semantic_adapter(unet)
     adapter["ip_adapter"]["99.to_k_ip.weight"] = torch.zeros(16, 32)
-    with pytest.raises(CheckpointError, match=r"semantic_adapter.bin.*1 unexpected keys \(first: 99.to_k_ip.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"semantic_adapter.bin.*1 unexpected keys \(first: 99.to_k_ip.weight"
+    ):
         check_semantic_adapter(adapter, unet, TINY_CLIP_DIM, "semantic_adapter.bin")
 
 

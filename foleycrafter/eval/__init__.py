@@ -26,3 +26,30 @@ __all__ = [
     "onset_count_accuracy",
     "onset_prf",
 ]
+
+# The benchmark, the Fréchet distance and the audio classifier. The classifier (and the benchmark's
+# pipeline) need torch and diffusers, so those names are imported on first use: `foleycrafter --help`
+# and the onset metrics stay light.
+from .frechet import frechet_audio_distance, frechet_distance  # noqa: E402
+
+_LAZY = {
+    "AudioClassifier": ".classifier",
+    "load_classifier": ".classifier",
+    "train_classifier": ".classifier",
+    "CONFIGURATIONS": ".benchmark",
+    "Configuration": ".benchmark",
+    "evaluate_model": ".benchmark",
+    "format_table": ".benchmark",
+    "write_results": ".benchmark",
+}
+__all__ += ["frechet_audio_distance", "frechet_distance", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """FoleyCrafter's own models (each a diffusers ``ModelMixin`` + ``ConfigMixin``)."""
 
+from .griffin_lim import GriffinLimVocoder as GriffinLimVocoder
 from .onset import OnsetDetector
 from .vocoder import HifiGanVocoder
 

@@ -8,6 +8,10 @@ TRAINERS = {
     "temporal": "foleycrafter.training.diffusion:TemporalTrainer",
     "lora": "foleycrafter.training.diffusion:LoraTrainer",
     "onset": "foleycrafter.training.onset:OnsetTrainer",
+    "vocoder": "foleycrafter.training.vocoder:VocoderTrainer",
+    "clip": "foleycrafter.training.base_models:ClipTrainer",
+    "vae": "foleycrafter.training.base_models:VaeTrainer",
+    "unet": "foleycrafter.training.base_models:UnetTrainer",
 }
 
 

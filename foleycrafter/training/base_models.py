@@ -58,14 +58,19 @@ class FrameCaptionDataset(torch.utils.data.Dataset):
             records = [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
         self.records = records
         self.frames = [
-            load_clip(self.folder / r["video"], num_frames=frames_per_clip, short_side=short_side).frames for r in records
+            load_clip(self.folder / r["video"], num_frames=frames_per_clip, short_side=short_side).frames
+            for r in records
         ]
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
-        return {"id": self.records[index]["id"], "caption": self.records[index]["caption"], "frames": self.frames[index]}
+        return {
+            "id": self.records[index]["id"],
+            "caption": self.records[index]["caption"],
+            "frames": self.frames[index],
+        }
 
     def split(self, fraction: float, seed: int) -> tuple[FrameCaptionDataset, FrameCaptionDataset]:
         order = np.random.default_rng(seed).permutation(len(self))
@@ -102,10 +107,18 @@ class ClipTrainer(Trainer):
         from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
         architecture = dict(self.config.architecture)
-        text = {"vocab_size": len(self.tokenizer), "max_position_embeddings": 77, "bos_token_id": 0,
-                "eos_token_id": 1, "pad_token_id": 1, **architecture.get("text", {})}
+        text = {
+            "vocab_size": len(self.tokenizer),
+            "max_position_embeddings": 77,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+            **architecture.get("text", {}),
+        }
         vision = {"image_size": 224, "patch_size": 32, **architecture.get("vision", {})}
-        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=architecture.get("projection_dim", 64))
+        config = CLIPConfig(
+            text_config=text, vision_config=vision, projection_dim=architecture.get("projection_dim", 64)
+        )
         torch.manual_seed(self.config.seed)
         self.processor = CLIPImageProcessor()
         self.clip = CLIPModel(config).to(device)
@@ -119,7 +132,9 @@ class ClipTrainer(Trainer):
             frames.append(clip_frames[pick])
             captions.append(caption)
         pixels = self.processor(images=frames, return_tensors="pt").pixel_values.to(device)
-        tokens = self.tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        tokens = self.tokenizer(
+            captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        )
         # Several clips share a caption: treat every same-caption pair as a positive (soft targets),
         # not as the negatives the standard CLIP loss would make them.
         output = self.model(input_ids=tokens.input_ids.to(device), pixel_values=pixels, return_dict=True)
@@ -151,12 +166,16 @@ class ClipTrainer(Trainer):
         distinct captions) is its own."""
         captions = sorted({r["caption"] for r in dataset.records})
         device = self.accelerator.device
-        tokens = self.tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        tokens = self.tokenizer(
+            captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        )
         text = F.normalize(model.get_text_features(input_ids=tokens.input_ids.to(device)), dim=-1)
         correct = 0
         for index in range(len(dataset)):
             item = dataset[index]
-            pixels = self.processor(images=[item["frames"][len(item["frames"]) // 2]], return_tensors="pt").pixel_values
+            pixels = self.processor(
+                images=[item["frames"][len(item["frames"]) // 2]], return_tensors="pt"
+            ).pixel_values
             image = F.normalize(model.get_image_features(pixel_values=pixels.to(device)), dim=-1)
             correct += int(captions[int((image @ text.T).argmax())] == item["caption"])
         metrics = {"caption_retrieval_accuracy": correct / max(len(dataset), 1)}
@@ -241,7 +260,9 @@ class UnetTrainer(DiffusionTrainer):
 
         parts = self.model_path
         if parts is None or not (parts / "vae").is_dir() or not (parts / "text_encoder").is_dir():
-            raise ValueError("The unet trainer needs --model: a folder with the trained vae/, text_encoder/ and tokenizer/.")
+            raise ValueError(
+                "The unet trainer needs --model: a folder with the trained vae/, text_encoder/ and tokenizer/."
+            )
         vae = AutoencoderKL.from_pretrained(parts / "vae")
         text_encoder = CLIPTextModel.from_pretrained(parts / "text_encoder")
         tokenizer = CLIPTokenizer.from_pretrained(parts / "tokenizer")
@@ -260,11 +281,21 @@ class UnetTrainer(DiffusionTrainer):
             "cross_attention_dim": text_encoder.config.hidden_size,
         }
         unet = UNet2DConditionModel(**settings)
-        schedule = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
+        schedule = {
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+            "beta_schedule": "scaled_linear",
+            "num_train_timesteps": 1000,
+        }
         scheduler = PNDMScheduler(**schedule, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
         pipe = FoleyCrafterPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-            vocoder=self._vocoder(parts), **self._vision(parts),
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            vocoder=self._vocoder(parts),
+            **self._vision(parts),
         )
         for module in (vae, text_encoder):
             module.requires_grad_(False).eval()
@@ -308,7 +339,10 @@ class UnetTrainer(DiffusionTrainer):
         latents = self.latents(batch["log_mel"], generator)
         noisy, timesteps, target = self.noised(latents, generator)
         prediction = self.model(
-            noisy, timesteps, encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text), return_dict=False
+            noisy,
+            timesteps,
+            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
+            return_dict=False,
         )[0]
         return F.mse_loss(prediction.float(), target.float())
 

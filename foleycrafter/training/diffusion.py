@@ -30,7 +30,9 @@ class DiffusionTrainer(Trainer):
         from ..pipeline import FoleyCrafterPipeline
 
         if self.model_path is None:
-            raise ValueError(f"The {self.name} trainer needs --model: the native FoleyCrafter folder it adapts.")
+            raise ValueError(
+                f"The {self.name} trainer needs --model: the native FoleyCrafter folder it adapts."
+            )
         pipe = FoleyCrafterPipeline.from_pretrained(self.model_path)
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):

@@ -1,0 +1,259 @@
+"""Evaluation: Fréchet distance, the SynthFoley audio classifier (and the bundled one), the benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from foleycrafter.data import synthfoley as sf
+from foleycrafter.eval import benchmark
+from foleycrafter.eval.classifier import DEFAULT_CLASSIFIER, AudioClassifier, load_classifier, read_split
+from foleycrafter.eval.frechet import (
+    embedding_statistics,
+    frechet_audio_distance,
+    frechet_distance,
+    frechet_distance_from_statistics,
+)
+
+SR = sf.SAMPLE_RATE
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These models are tiny: with a second thread they gain little, and on a shared 2-core machine a
+    starved OpenMP thread makes every step wait (10x slower measured); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- Fréchet distance ------------------------------------------------------------------------------------
+def test_frechet_distance_is_zero_for_identical_sets():
+    x = np.random.default_rng(0).normal(size=(300, 6))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(x, x.copy()) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, -1.0, 1.0])
+    var1, var2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 0.25])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(var1 + var2 - 2 * np.sqrt(var1 * var2))
+    got = frechet_distance_from_statistics(mu1, np.diag(var1), mu2, np.diag(var2))
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_grows_with_a_mean_shift():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 4)) * np.array([1.0, 2.0, 0.5, 1.0])
+    shifts = [0.0, 0.5, 1.0, 2.0]
+    distances = [frechet_distance(x, x + np.array([s, 0, 0, 0])) for s in shifts]
+    # Same covariance: only the mean term remains, exactly |shift|^2.
+    assert distances == pytest.approx([s * s for s in shifts], abs=1e-6)
+    assert all(a < b for a, b in zip(distances, distances[1:]))
+
+
+def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(3, 16)), rng.normal(size=(4, 16)) + 1.0
+    value = frechet_distance(a, b)
+    assert np.isfinite(value) and value > 0
+    mean, cov = embedding_statistics(a[:1])
+    assert mean.shape == (16,) and np.all(cov == 0)
+    with pytest.raises(ValueError, match="embedding sizes"):
+        frechet_distance(a, rng.normal(size=(3, 8)))
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(np.full((3, 2), np.nan), a[:, :2])
+
+
+# -- the classifier --------------------------------------------------------------------------------------
+def tiny_classifier(seed: int = 0) -> AudioClassifier:
+    torch.manual_seed(seed)
+    return AudioClassifier(class_names=["a", "b", "c"], n_mels=16, channels=(4, 8), embedding_dim=8).eval()
+
+
+def test_classifier_shapes_lengths_and_round_trip(tmp_path):
+    model = tiny_classifier()
+    rng = np.random.default_rng(0)
+    waveforms = [rng.normal(scale=0.1, size=n).astype(np.float32) for n in (800, 16000, 41000)]
+    embeddings = model.embed(waveforms)
+    assert embeddings.shape == (3, 8) and np.all(np.isfinite(embeddings))
+    predicted = model.predict(waveforms)
+    assert predicted.shape == (3,) and predicted.dtype == np.int64 and set(predicted) <= {0, 1, 2}
+    probabilities = model.predict_proba(waveforms)
+    assert probabilities.shape == (3, 3) and np.allclose(probabilities.sum(axis=1), 1.0)
+    logits, batch_embeddings = model(torch.from_numpy(np.stack([waveforms[1], waveforms[1]])))
+    assert logits.shape == (2, 3) and batch_embeddings.shape == (2, 8)
+    # Embeddings do not depend on the level (the input is normalized to the loudest cell).
+    assert np.allclose(model.embed([waveforms[2] * 0.1]), embeddings[2:], atol=1e-4)
+
+    model.save_pretrained(tmp_path / "clf")
+    assert (tmp_path / "clf" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = load_classifier(tmp_path / "clf")
+    assert loaded.class_names == ["a", "b", "c"]
+    assert np.allclose(loaded.embed(waveforms), embeddings, atol=1e-6)
+
+    with pytest.raises(ValueError, match="1-D"):
+        model.embed([np.zeros(0, np.float32)])
+    with pytest.raises(ValueError, match="list of 1-D"):
+        model.embed(waveforms[1])
+    with pytest.raises(FileNotFoundError, match="no AudioClassifier"):
+        load_classifier(tmp_path / "missing")
+
+
+def test_frechet_audio_distance_uses_the_classifier_embedding():
+    model = tiny_classifier()
+    rng = np.random.default_rng(3)
+    noise = [rng.normal(scale=0.1, size=SR).astype(np.float32) for _ in range(6)]
+    tones = [
+        (0.3 * np.sin(2 * np.pi * f * np.arange(SR) / SR)).astype(np.float32) for f in (300, 500, 700, 900)
+    ]
+    assert frechet_audio_distance(model, noise, noise) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_audio_distance(model, noise, tones) > 0
+
+
+@pytest.fixture(scope="module")
+def bundled_classifier():
+    return load_classifier()
+
+
+def test_bundled_classifier_recognizes_fresh_ground_truth_clips(bundled_classifier):
+    """Two clips of every class from a seed the classifier never saw (it was trained on seed 0)."""
+    assert bundled_classifier.class_names == list(sf.CLASS_NAMES)
+    clips = [sf.generate_clip(seed=2024, index=i, split="test", size=16) for i in range(2 * len(sf.CLASSES))]
+    labels = [record["class_index"] for _, _, record in clips]
+    assert sorted(labels) == sorted(list(range(len(sf.CLASSES))) * 2)
+    predicted = bundled_classifier.predict([audio for _, audio, _ in clips])
+    assert predicted.tolist() == labels
+    assert sum(p.numel() for p in bundled_classifier.parameters()) * 4 < 2_000_000
+
+
+# -- the benchmark ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthfoley")
+    sf.generate_dataset(root, "test", 3, seed=7, size=32)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_folder(release_pipe, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    release_pipe.save_pretrained(folder)
+    return folder
+
+
+def test_configurations_match_the_issue_table():
+    c = benchmark.CONFIGURATIONS
+    assert list(c) == [
+        "base_class_prompt",
+        "base_empty_prompt",
+        "semantic_empty_prompt",
+        "temporal_gt_onsets",
+        "both_detected",
+        "both_detected_release_timing",
+    ]
+    assert (c["base_class_prompt"].semantic_scale, c["base_class_prompt"].temporal_scale) == (0, 0)
+    assert c["base_class_prompt"].prompt == "caption" and c["base_empty_prompt"].prompt == "empty"
+    assert c["semantic_empty_prompt"].semantic_scale == 1.0 and c["semantic_empty_prompt"].temporal_scale == 0
+    assert c["temporal_gt_onsets"].onsets == "ground_truth" and c["temporal_gt_onsets"].temporal_scale == 0.2
+    assert c["both_detected"].onsets == "detector" and c["both_detected"].semantic_scale == 1.0
+    release = c["both_detected_release_timing"]
+    assert (
+        release.timing == "release"
+        and release.selects({"duration": 9.0})
+        and not release.selects({"duration": 7.9})
+    )
+    overridden = benchmark._resolve_configurations("base_empty_prompt,both_detected", 0.5)
+    assert [x.temporal_scale for x in overridden] == [0.0, 0.5]
+    with pytest.raises(ValueError, match="unknown configuration"):
+        benchmark._resolve_configurations(["nope"], None)
+
+
+def test_configurations_the_model_cannot_run_are_named():
+    bare = SimpleNamespace(
+        has_semantic_adapter=False, image_encoder=None, controlnet=None, onset_detector=None
+    )
+    c = benchmark.CONFIGURATIONS
+    assert benchmark._missing_parts(bare, c["base_empty_prompt"]) == []
+    assert benchmark._missing_parts(bare, c["semantic_empty_prompt"]) == ["semantic adapter"]
+    assert benchmark._missing_parts(bare, c["both_detected"]) == ["semantic adapter", "temporal controller"]
+    no_detector = SimpleNamespace(
+        has_semantic_adapter=True, image_encoder=object(), controlnet=object(), onset_detector=None
+    )
+    assert benchmark._missing_parts(no_detector, c["temporal_gt_onsets"]) == []
+    assert benchmark._missing_parts(no_detector, c["both_detected"]) == ["video onset detector"]
+
+
+def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    benchmark.add_arguments(parser)
+    out = tmp_path / "results.json"
+    args = parser.parse_args(
+        [
+            "--model", str(model_folder),
+            "--data", str(tiny_split),
+            "--configurations", "base_empty_prompt,temporal_gt_onsets,both_detected_release_timing",
+            "--max-clips", "2",
+            "--steps", "2",
+            "--out", str(out),
+            "--quiet",
+        ]
+    )  # fmt: skip
+    assert benchmark.run(args) == 0
+    table = capsys.readouterr().out
+    assert "base_empty_prompt" in table and "temporal_gt_onsets" in table and "ground truth" in table
+
+    results = json.loads(out.read_text())
+    assert results["split"] == "test" and results["model"].endswith("tiny") and results["date"]
+    assert results["settings"]["steps"] == 2 and results["settings"]["onset_tolerance_s"] == 0.05
+    records = read_split(tiny_split, "test")[:2]
+    by_name = {entry["configuration"]["name"]: entry for entry in results["configurations"]}
+    assert list(by_name) == ["base_empty_prompt", "temporal_gt_onsets", "both_detected_release_timing"]
+    # The release-timing row needs 8-10 s clips; the tiny split may or may not have one.
+    long_clips = [r for r in read_split(tiny_split, "test") if 8.0 <= r["duration"] <= 10.0]
+    assert (by_name["both_detected_release_timing"]["skipped"] is None) == bool(long_clips)
+
+    for name in ("base_empty_prompt", "temporal_gt_onsets"):
+        entry = by_name[name]
+        assert entry["skipped"] is None
+        metrics = entry["metrics"]
+        for key in benchmark.METRIC_NAMES:
+            assert key in metrics
+        for key in ("f1", "precision", "recall", "average_precision", "count_accuracy", "semantic_accuracy"):
+            assert 0.0 <= metrics[key] <= 1.0, (name, key, metrics[key])
+        assert metrics["frechet_distance"] >= 0
+        assert metrics["mean_timing_error_ms"] is None or 0 <= metrics["mean_timing_error_ms"] <= 50
+        assert metrics["num_clips"] == 2 and metrics["num_reference"] == sum(r["num_events"] for r in records)
+        assert [row["id"] for row in entry["clips"]] == [r["id"] for r in records]
+        for row in entry["clips"]:
+            assert row["reference_onsets"] == pytest.approx(row_record(records, row)["onsets"])
+            assert row["predicted_class"] in sf.CLASS_NAMES and row["generation_seconds"] > 0
+
+    # The ceiling: the same detector and classifier on the ground-truth audio.
+    truth = results["ground_truth"]["metrics"]
+    assert truth["f1"] >= 0.9 and truth["average_precision"] >= 0.9
+    assert truth["semantic_accuracy"] == 1.0 and truth["num_clips"] == 2
+
+
+def row_record(records, row):
+    return next(r for r in records if r["id"] == row["id"])
+
+
+def test_eval_reports_bad_inputs(tiny_split, tmp_path):
+    with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
+        benchmark.evaluate_model(tmp_path / "model", tmp_path, split="test")
+    with pytest.raises(ValueError, match="max_clips"):
+        benchmark.evaluate_model(tmp_path / "model", tiny_split, max_clips=0)
+
+
+def test_bundled_classifier_is_documented():
+    readme = (DEFAULT_CLASSIFIER / "README.md").read_text()
+    assert "python -m foleycrafter.eval.classifier train" in readme
+    config = json.loads((DEFAULT_CLASSIFIER / "config.json").read_text())
+    assert config["_class_name"] == "AudioClassifier" and config["class_names"] == list(sf.CLASS_NAMES)
