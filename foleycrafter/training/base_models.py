@@ -150,7 +150,8 @@ class ClipTrainer(Trainer):
         from transformers import CLIPTextModel, CLIPVisionModelWithProjection
 
         text = CLIPTextModel(model.config.text_config)
-        text.text_model.load_state_dict(model.text_model.state_dict())
+        # transformers 5 flattened CLIPTextModel (no `.text_model` wrapper); 4.x still has it.
+        getattr(text, "text_model", text).load_state_dict(model.text_model.state_dict())
         vision_config = model.config.vision_config
         vision_config.projection_dim = model.config.projection_dim
         vision = CLIPVisionModelWithProjection(vision_config)
@@ -169,19 +170,24 @@ class ClipTrainer(Trainer):
         tokens = self.tokenizer(
             captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
         )
-        text = F.normalize(model.get_text_features(input_ids=tokens.input_ids.to(device)), dim=-1)
+        text = F.normalize(_features(model.get_text_features(input_ids=tokens.input_ids.to(device))), dim=-1)
         correct = 0
         for index in range(len(dataset)):
             item = dataset[index]
             pixels = self.processor(
                 images=[item["frames"][len(item["frames"]) // 2]], return_tensors="pt"
             ).pixel_values
-            image = F.normalize(model.get_image_features(pixel_values=pixels.to(device)), dim=-1)
+            image = F.normalize(_features(model.get_image_features(pixel_values=pixels.to(device))), dim=-1)
             correct += int(captions[int((image @ text.T).argmax())] == item["caption"])
         metrics = {"caption_retrieval_accuracy": correct / max(len(dataset), 1)}
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return metrics
+
+
+def _features(output) -> torch.Tensor:
+    """Projected CLIP features: a tensor in transformers 4, ``pooler_output`` of an output in 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
 class VaeTrainer(Trainer):

@@ -1,0 +1,104 @@
+"""The base-model trainers chained as the tiny model is built: CLIP -> prepare -> VAE -> UNet -> pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from foleycrafter.training import TrainConfig, trainer_class
+from foleycrafter.training.base_models import caption_tokenizer, copy_parts
+
+TINY_CLIP = {
+    "text": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+    "vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
+    "projection_dim": 16,
+}
+TINY_VAE = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4}
+TINY_UNET = {"block_out_channels": [16, 32], "norm_num_groups": 8, "attention_head_dim": 8}
+
+
+def train(name, model, data, out, **settings):
+    config = TrainConfig(
+        **{
+            "max_steps": 4,
+            "batch_size": 2,
+            "learning_rate": 1e-3,
+            "checkpoint_every": 0,
+            "validation_fraction": 0.2,
+            "validation_steps": 2,
+            **settings,
+        }
+    )
+    return trainer_class(name)(config, model, data, out, progress=False).run()
+
+
+@pytest.fixture(scope="module")
+def synthfoley(tmp_path_factory):
+    from foleycrafter.data.synthfoley import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthfoley")
+    generate_dataset(root, split="train", num_clips=6, seed=3, size=32)
+    return root / "train"
+
+
+def test_caption_tokenizer_covers_its_captions():
+    tokenizer = caption_tokenizer(["a hammer strikes a metal plate", "a drum is hit"])
+    ids = tokenizer(["a drum is hit"]).input_ids[0]
+    assert tokenizer.unk_token_id not in ids[1:-1]
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == "adrumishit"
+
+
+def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.data.prepared import prepare_dataset
+    from foleycrafter.data.synthfoley import read_metadata
+
+    clip_run = train("clip", None, synthfoley, tmp_path / "clip", architecture=TINY_CLIP, frames_per_clip=2)
+    assert np.all(np.isfinite([h["loss"] for h in clip_run["history"]]))
+    assert 0 <= clip_run["validation"]["caption_retrieval_accuracy"] <= 1
+    parts = tmp_path / "parts"
+    copy_parts(
+        tmp_path / "clip" / "final",
+        parts,
+        ("text_encoder", "tokenizer", "image_encoder", "feature_extractor"),
+    )
+
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    from foleycrafter.data.prepared import ClipAnnotation
+
+    annotations = {r["video"]: ClipAnnotation(r["caption"], r["onsets"]) for r in read_metadata(synthfoley)}
+    prepare_dataset(
+        synthfoley,
+        tmp_path / "prepared",
+        CLIPVisionModelWithProjection.from_pretrained(parts / "image_encoder"),
+        CLIPImageProcessor.from_pretrained(parts / "feature_extractor"),
+        annotations=annotations,
+        num_frames=8,
+        detector_size=32,
+        progress=False,
+    )
+    vae_run = train(
+        "vae", None, tmp_path / "prepared", tmp_path / "vae", architecture=TINY_VAE, crop_columns=128
+    )
+    assert vae_run["validation"]["mel_image_l1"] > 0
+    copy_parts(tmp_path / "vae" / "final", parts, ("vae",))
+    unet_run = train("unet", parts, tmp_path / "prepared", tmp_path / "unet", architecture=TINY_UNET)
+    assert np.all(np.isfinite([h["loss"] for h in unet_run["history"]]))
+
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "unet" / "final")
+    assert type(pipe.vocoder).__name__ == "GriffinLimVocoder"
+    assert pipe.image_encoder is not None and pipe.unet.config.cross_attention_dim == 32
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(
+        prompt="a drum is hit",
+        audio_length_in_s=1.0,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert out.audios[0].shape == (16000,) and np.all(np.isfinite(out.audios[0]))
+    config = json.loads((tmp_path / "unet" / "final" / "model_index.json").read_text())
+    assert config["_class_name"] == "FoleyCrafterPipeline"
