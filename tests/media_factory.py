@@ -116,3 +116,25 @@ def video_packets_md5(path: Path) -> str:
     """MD5 of the video packets' bytes (stream copied, not decoded)."""
     out = ffmpeg("-i", path, "-map", "0:v:0", "-c", "copy", "-f", "md5", "-").stdout.decode()
     return out.strip()
+
+
+def make_struck_clip(
+    path: Path,
+    seconds: float,
+    period: float,
+    pitch: float,
+    colour: str,
+    amplitude: float = 0.6,
+    decay: float = 25.0,
+    harmonic: float = 0.0,
+) -> Path:
+    """A flat-colour 15 fps video whose soundtrack is a note struck every ``period`` s from 0.2 s on
+    (onsets at 0.2 + k * period), decaying at ``decay`` 1/s, with an optional second harmonic."""
+    note = f"({amplitude}*sin(2*PI*{pitch}*t)+{harmonic}*sin(2*PI*{2 * pitch}*t))"
+    audio = f"aevalsrc='{note}*exp(-{decay}*mod(t-0.2+{period},{period}))*gte(t,0.2)':s=16000:d={seconds}"
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c={colour}:size=64x48:rate=15:duration={seconds}",
+        "-f", "lavfi", "-i", audio,
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    return path

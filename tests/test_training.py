@@ -11,40 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media_factory import make_struck_clip as make_clip
 
 from foleycrafter.data.prepared import PreparedDataset, clip_spans, prepare_dataset, read_annotations
-from foleycrafter.video import run_ffmpeg
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def make_clip(path: Path, seconds: float, period: float, pitch: float, colour: str) -> Path:
-    """A video with decaying tone bursts every ``period`` s (onsets at 0.2 + k * period)."""
-    audio = f"aevalsrc='0.6*sin(2*PI*{pitch}*t)*exp(-25*mod(t-0.2+{period},{period}))*gte(t,0.2)':s=16000:d={seconds}"
-    run_ffmpeg(
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            f"color=c={colour}:size=64x48:rate=15:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            audio,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-y",
-            str(path),
-        ]
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media_factory import make_struck_clip as make_clip
 
 from foleycrafter.data.prepared import PreparedDataset, prepare_dataset, read_annotations
 from foleycrafter.models import GriffinLimVocoder, HifiGanVocoder
@@ -22,49 +23,17 @@ from foleycrafter.training.vocoder import (
     random_segments,
     spectral_convergence,
 )
-from foleycrafter.video import run_ffmpeg
 
 HOP = 160
 RATE = 16000
 
 
-def make_clip(path: Path, seconds: float, period: float, pitch: float, colour: str) -> Path:
-    """A video whose soundtrack is a two-partial note struck every ``period`` s from 0.2 s on
-    (adapted from tests/test_training.py)."""
-    note = f"(0.4*sin(2*PI*{pitch}*t)+0.2*sin(2*PI*{2 * pitch}*t))"
-    audio = f"aevalsrc='{note}*exp(-8*mod(t-0.2+{period},{period}))*gte(t,0.2)':s=16000:d={seconds}"
-    run_ffmpeg(
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            f"color=c={colour}:size=32x32:rate=15:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            audio,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-y",
-            str(path),
-        ]
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def prepared(release_pipe, tmp_path_factory):
     folder = tmp_path_factory.mktemp("vocoder_clips")
-    make_clip(folder / "low.mp4", 2.0, 0.6, 220, "red")
-    make_clip(folder / "mid.mp4", 2.5, 0.8, 330, "blue")
-    make_clip(folder / "high.mp4", 2.0, 0.5, 660, "green")
+    make_clip(folder / "low.mp4", 2.0, 0.6, 220, "red", amplitude=0.4, decay=8, harmonic=0.2)
+    make_clip(folder / "mid.mp4", 2.5, 0.8, 330, "blue", amplitude=0.4, decay=8, harmonic=0.2)
+    make_clip(folder / "high.mp4", 2.0, 0.5, 660, "green", amplitude=0.4, decay=8, harmonic=0.2)
     (folder / "captions.csv").write_text(
         "file,caption,onsets\nlow.mp4,low,0.2\nmid.mp4,mid,0.2\nhigh.mp4,high,0.2\n"
     )
