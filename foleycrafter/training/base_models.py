@@ -340,17 +340,7 @@ class UnetTrainer(DiffusionTrainer):
         pipe.unet.requires_grad_(True).train()
         return pipe.unet
 
-    def compute_loss(self, batch, generator):
-        drop_text, _ = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator)
-        noisy, timesteps, target = self.noised(latents, generator)
-        prediction = self.model(
-            noisy,
-            timesteps,
-            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
-            return_dict=False,
-        )[0]
-        return F.mse_loss(prediction.float(), target.float())
+    compute_loss = DiffusionTrainer.text_to_audio_loss
 
     def export(self, model, folder: Path, final: bool) -> None:
         if final:

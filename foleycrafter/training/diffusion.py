@@ -123,6 +123,25 @@ class DiffusionTrainer(Trainer):
             target = noise
         return noisy, timesteps, target
 
+    def text_to_audio_loss(self, batch, generator):
+        """Noise-prediction loss of the trained UNet on text alone (caption dropout; a zero image
+        embedding when the UNet carries a semantic adapter, which is the pipeline's negative)."""
+        drop_text, _ = self.dropout_masks(len(batch["id"]), generator)
+        latents = self.latents(batch["log_mel"], generator)
+        noisy, timesteps, target = self.noised(latents, generator)
+        added = None
+        if self.pipe.has_semantic_adapter:
+            dim = self.pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
+            added = {"image_embeds": [torch.zeros(latents.shape[0], 1, dim).to(latents)]}
+        prediction = self.model(
+            noisy,
+            timesteps,
+            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), target.float())
+
     def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
         """Generate the first validation clips; write a wav and a spectrogram PNG of each."""
         from ..plots import spectrogram_image
@@ -273,22 +292,7 @@ class LoraTrainer(DiffusionTrainer):
         pipe.unet.train()
         return pipe.unet
 
-    def compute_loss(self, batch, generator):
-        drop_text, _ = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator)
-        noisy, timesteps, target = self.noised(latents, generator)
-        added = None
-        if self.pipe.has_semantic_adapter:
-            dim = self.pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
-            added = {"image_embeds": [torch.zeros(latents.shape[0], 1, dim).to(latents)]}
-        prediction = self.model(
-            noisy,
-            timesteps,
-            encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
-            added_cond_kwargs=added,
-            return_dict=False,
-        )[0]
-        return F.mse_loss(prediction.float(), target.float())
+    compute_loss = DiffusionTrainer.text_to_audio_loss
 
     def export(self, model, folder: Path, final: bool) -> None:
         from diffusers.utils import convert_state_dict_to_diffusers
