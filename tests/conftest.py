@@ -43,6 +43,14 @@ def release_pipe(release_folders):
 
 
 @pytest.fixture(scope="session")
+def native_model(release_pipe, tmp_path_factory):
+    """The tiny release-layout pipeline saved in the native format (a `--model` folder)."""
+    folder = tmp_path_factory.mktemp("model") / "foleycrafter-test"
+    release_pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def clip():
     """A 3.3 s clip of synthetic frames (what a video file would give after sampling)."""
     from foleycrafter.testing import synthetic_frames

@@ -10,20 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import make_video, video_packets_md5
 
 from foleycrafter.cli import main
 from foleycrafter.testing import synthetic_frames, write_video
 from foleycrafter.video import read_audio_track, read_video_info, run_ffmpeg
 
 SR = 16000
+FAST = ("-preset", "ultrafast")
 AAC_FRAME_SECONDS = 1024 / SR
-
-
-@pytest.fixture(scope="session")
-def native_model(release_pipe, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model") / "foleycrafter-test"
-    release_pipe.save_pretrained(folder)
-    return folder
 
 
 def run_cli(*args, env_model=None, cwd=None):
@@ -41,31 +36,23 @@ def run_cli(*args, env_model=None, cwd=None):
     )
 
 
-def make_video(path: Path, seconds: float, fps: float, size=(64, 48), audio=False) -> Path:
-    """An H.264 clip from ffmpeg's test source (with a sine soundtrack when asked)."""
-    width, height = size
-    args = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={seconds}"]
-    args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"]
-    if audio:
-        args += ["-c:a", "aac", "-shortest"]
-    run_ffmpeg([*args, "-y", str(path)])
-    return path
-
-
-def video_stream_md5(path: Path) -> str:
-    result = run_ffmpeg(["-i", str(path), "-map", "0:v", "-c", "copy", "-f", "md5", "-"])
-    return result.stdout.decode().strip()
-
-
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
     return {
-        "silent_15": make_video(folder / "silent 14.96.mp4", 2.0, 14.96, (64, 48)),
-        "sound_30": make_video(folder / "with sound 29.97.mp4", 1.5, 29.97, (80, 60), audio=True),
-        "odd_24": make_video(folder / "größe 24.mp4", 2.5, 24, (96, 54)),
+        "silent_15": make_video(
+            folder / "silent 14.96.mp4", seconds=2.0, fps=14.96, size=(64, 48), extra=FAST
+        ),
+        "sound_30": make_video(
+            folder / "with sound 29.97.mp4",
+            seconds=1.5,
+            fps=29.97,
+            size=(80, 60),
+            audio_seconds=1.5,
+            tone=330,
+            extra=FAST,
+        ),
+        "odd_24": make_video(folder / "größe 24.mp4", seconds=2.5, fps=24, size=(96, 54), extra=FAST),
     }
 
 
@@ -90,7 +77,7 @@ def test_batch_folder_writes_each_video_with_its_generated_soundtrack(videos, na
         before, after = read_video_info(source), read_video_info(target)
         assert after.num_frames == before.num_frames
         assert after.video_codec == before.video_codec
-        assert video_stream_md5(target) == video_stream_md5(source), "the video stream must be copied"
+        assert video_packets_md5(target) == video_packets_md5(source), "the video stream must be copied"
         audio = read_audio_track(target, sample_rate=SR)
         assert abs(len(audio) / SR - before.duration) <= AAC_FRAME_SECONDS
         assert np.abs(audio).max() > 1e-4
@@ -155,7 +142,7 @@ def test_real_clips(shared_media, native_model, tmp_path):
         target = tmp_path / f"{source.stem}_foley.mp4"
         info = read_video_info(source)
         assert read_video_info(target).num_frames == info.num_frames
-        assert video_stream_md5(target) == video_stream_md5(source)
+        assert video_packets_md5(target) == video_packets_md5(source)
         assert abs(len(read_audio_track(target, sample_rate=SR)) / SR - info.duration) <= AAC_FRAME_SECONDS
 
 
@@ -247,7 +234,7 @@ def test_one_bad_file_does_not_stop_the_batch(videos, native_model, tmp_path, ca
 
 def truncated_copy(folder: Path) -> Path:
     """An H.264 mp4 cut to a third of its bytes (its index at the end is lost)."""
-    source = make_video(folder / "whole.mp4", 2.0, 15, (64, 48))
+    source = make_video(folder / "whole.mp4", seconds=2.0, fps=15, size=(64, 48), extra=FAST)
     data = source.read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
     return folder / "truncated.mp4"

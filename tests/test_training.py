@@ -47,13 +47,6 @@ def prepared(clips, release_pipe, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def native_model(release_pipe, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    release_pipe.save_pretrained(folder)
-    return folder
-
-
 def test_clip_spans_cover_the_video_in_windows():
     assert clip_spans(3.0, 10.24, 1.0) == [(0.0, 3.0)]
     spans = clip_spans(25.0, 10.24, 1.0)
