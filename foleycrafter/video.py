@@ -173,7 +173,15 @@ _FPS = re.compile(r", (\d+(?:\.\d+)?) fps")
 
 
 def _probe(path: Path) -> _Probe:
-    stderr = run_ffmpeg(["-i", path.absolute()], check=False).stderr
+    stat = path.stat()
+    # A path is probed again for every window of a long video and by every reader of it: run
+    # ffmpeg once per version of the file.
+    return _probe_cached(str(path.absolute()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_cached(path: str, mtime_ns: int, size: int) -> _Probe:
+    stderr = run_ffmpeg(["-i", path], check=False).stderr
     lines = stderr.splitlines()
     if not any(line.startswith("Input #0") for line in lines):
         return _Probe(error=_ffmpeg_reason(stderr))
