@@ -556,7 +556,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         r"""Generate audio for a video (or for text alone).
 
         Args:
-            prompt: text describing the sound ('' is the release default); one per output.
+            prompt: text describing the sound (default '', the release's); one per output.
             video: a video file path, a :class:`~foleycrafter.video.VideoClip`, uint8 frames
                 (T, H, W, 3) (then ``audio_length_in_s`` gives their duration), or a list (one per prompt).
             negative_prompt: text to steer away from (default '').
@@ -587,6 +587,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             :class:`FoleyCrafterPipelineOutput` (or a tuple ``(audios, sample_rate)`` with ``return_dict=False``).
         """
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+        if prompt is None and prompt_embeds is None:
+            prompt = ""  # video-to-audio needs no text: the release's default prompt
         # 1. Check inputs
         self.check_inputs(
             prompt,

@@ -69,6 +69,7 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     from foleycrafter.data.prepared import ClipAnnotation
+    from foleycrafter.timeline import Timeline
 
     annotations = {r["video"]: ClipAnnotation(r["caption"], r["onsets"]) for r in read_metadata(synthfoley)}
     prepare_dataset(
@@ -77,6 +78,7 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
         CLIPVisionModelWithProjection.from_pretrained(parts / "image_encoder"),
         CLIPImageProcessor.from_pretrained(parts / "feature_extractor"),
         annotations=annotations,
+        timeline=Timeline(window_columns=512),
         num_frames=8,
         detector_size=32,
         progress=False,
@@ -92,13 +94,48 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
     pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "unet" / "final")
     assert type(pipe.vocoder).__name__ == "GriffinLimVocoder"
     assert pipe.image_encoder is not None and pipe.unet.config.cross_attention_dim == 32
+    # The window the UNet was trained on (5.12 s here), so longer clips go through windows.
+    assert pipe.config.window_columns == 512
     pipe.set_progress_bar_config(disable=True)
     out = pipe(
         prompt="a drum is hit",
-        audio_length_in_s=1.0,
+        audio_length_in_s=6.0,
         num_inference_steps=2,
         generator=torch.Generator().manual_seed(0),
     )
-    assert out.audios[0].shape == (16000,) and np.all(np.isfinite(out.audios[0]))
+    assert out.audios[0].shape == (96000,) and np.all(np.isfinite(out.audios[0]))
+    assert len(out.windows) == 2
     config = json.loads((tmp_path / "unet" / "final" / "model_index.json").read_text())
     assert config["_class_name"] == "FoleyCrafterPipeline"
+
+
+def test_latents_are_cached_per_clip_only_when_unchanged(synthfoley, tmp_path):
+    """The frozen encoder's distribution is reused per clip id; a split-and-merged batch is encoded anew."""
+    from foleycrafter.training.diffusion import DiffusionTrainer
+
+    class Encoder:
+        config = type("Config", (), {"scaling_factor": 1.0})()
+        device, dtype = torch.device("cpu"), torch.float32
+        calls = 0
+
+        def encode(self, image):
+            Encoder.calls += 1
+            mean = image[:, :1, ::8, ::8]
+
+            class Distribution:
+                pass
+
+            distribution = Distribution()
+            distribution.mean, distribution.std = mean, torch.zeros_like(mean)
+            return type("Output", (), {"latent_dist": distribution})()
+
+    trainer = DiffusionTrainer.__new__(DiffusionTrainer)
+    trainer.pipe = type("Pipe", (), {"vae": Encoder()})()
+    mel = torch.randn(2, 16, 32) * 20 - 40
+    generator = torch.Generator().manual_seed(0)
+    first = trainer.latents(mel, generator, ["a", "b"])
+    again = trainer.latents(mel * 0, generator, ["b", "a"])
+    assert Encoder.calls == 1
+    torch.testing.assert_close(again, first.flip(0))
+    merged = trainer.latents(mel * 0, generator, None)
+    assert Encoder.calls == 2 and not torch.allclose(merged, first)

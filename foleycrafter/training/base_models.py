@@ -302,6 +302,8 @@ class UnetTrainer(DiffusionTrainer):
             scheduler=scheduler,
             vocoder=self._vocoder(parts),
             **self._vision(parts),
+            # The model generates windows of the length it was trained on.
+            window_columns=int(self.train_set.config["window_columns"]),
         )
         for module in (vae, text_encoder):
             module.requires_grad_(False).eval()

@@ -75,6 +75,11 @@ class DiffusionTrainer(Trainer):
         masks = [mask_from_onset_times(o, d, self.timeline) for o, d in zip(onsets, durations)]
         return mask_to_condition(np.stack(masks), self.pipe.n_mels)
 
+    def unchanged_ids(self, batch: dict) -> list[str] | None:
+        """Clip ids whose mel images are as prepared (latents may be cached), or None after a
+        split-and-merge changed some."""
+        return None if batch.get("merged") else list(batch["id"])
+
     def split_merge(self, batch: dict, generator: torch.Generator) -> dict:
         """Diff-Foley's temporal split-and-merge: clip i is cut at a random time and continued with
         clip j (from the same time on); captions, frame embeddings and onsets are joined alike."""
@@ -99,17 +104,42 @@ class DiffusionTrainer(Trainer):
             onsets[i] = [t for t in onsets[i] if t < cut] + [t for t in onsets[j] if cut <= t < length]
             captions[i] = " and ".join(c for c in (captions[i], captions[j]) if c)
             durations[i] = length
-        batch.update(log_mel=log_mel, clip_embeds=embeds, caption=captions, onsets=onsets, duration=durations)
+        batch.update(
+            log_mel=log_mel,
+            clip_embeds=embeds,
+            caption=captions,
+            onsets=onsets,
+            duration=durations,
+            merged=bool(chosen.any()),
+        )
         return batch
 
     # -- diffusion -----------------------------------------------------------------------------
-    def latents(self, log_mel: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def latents(
+        self, log_mel: torch.Tensor, generator: torch.Generator, ids: list[str] | None = None
+    ) -> torch.Tensor:
+        """Scaled VAE latents (B, 4, n_mels/8, columns/8), sampled from the encoder's distribution.
+
+        With ``ids`` (clips unchanged by augmentation) the frozen encoder's mean and std are cached
+        per clip: encoding costs more than a small UNet's training step, and they never change."""
         vae = self.pipe.vae
-        image = log_mel_to_image(log_mel.float()).to(device=vae.device, dtype=vae.dtype) * 2 - 1
-        with torch.no_grad():
-            distribution = vae.encode(image).latent_dist
-            noise = torch.randn(distribution.mean.shape, generator=generator).to(distribution.mean)
-            return (distribution.mean + distribution.std * noise) * vae.config.scaling_factor
+        cache = self.__dict__.setdefault("_latent_cache", {})
+        missing = [i for i, clip_id in enumerate(ids or []) if clip_id not in cache]
+        if ids is None or missing:
+            rows = list(range(len(log_mel))) if ids is None else missing
+            image = log_mel_to_image(log_mel[rows].float()).to(device=vae.device, dtype=vae.dtype) * 2 - 1
+            with torch.no_grad():
+                distribution = vae.encode(image).latent_dist
+            if ids is None:
+                mean, std = distribution.mean, distribution.std
+            else:
+                for row, i in enumerate(missing):
+                    cache[ids[i]] = (distribution.mean[row].cpu(), distribution.std[row].cpu())
+        if ids is not None:
+            mean = torch.stack([cache[clip_id][0] for clip_id in ids]).to(vae.device)
+            std = torch.stack([cache[clip_id][1] for clip_id in ids]).to(vae.device)
+        noise = torch.randn(mean.shape, generator=generator).to(mean)
+        return (mean + std * noise) * vae.config.scaling_factor
 
     def noised(self, latents: torch.Tensor, generator: torch.Generator):
         """(noisy latents, timesteps, target) for the scheduler's prediction type."""
@@ -127,7 +157,7 @@ class DiffusionTrainer(Trainer):
         """Noise-prediction loss of the trained UNet on text alone (caption dropout; a zero image
         embedding when the UNet carries a semantic adapter, which is the pipeline's negative)."""
         drop_text, _ = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator)
+        latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
         noisy, timesteps, target = self.noised(latents, generator)
         added = None
         if self.pipe.has_semantic_adapter:
@@ -193,7 +223,7 @@ class SemanticTrainer(DiffusionTrainer):
     def compute_loss(self, batch, generator):
         batch = self.split_merge(batch, generator)
         drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator)
+        latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
         noisy, timesteps, target = self.noised(latents, generator)
         unet = self.model
         image = self.image_embeddings(batch["clip_embeds"], drop_image).to(latents.device, latents.dtype)
@@ -245,7 +275,7 @@ class TemporalTrainer(DiffusionTrainer):
     def compute_loss(self, batch, generator):
         batch = self.split_merge(batch, generator)
         drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator)
+        latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
         noisy, timesteps, target = self.noised(latents, generator)
         text = self.text_embeddings(batch["caption"], drop_text)
         condition = self.masks(batch["onsets"], batch["duration"]).to(latents.device, latents.dtype)
