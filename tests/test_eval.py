@@ -201,6 +201,7 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
             "--configurations", "base_empty_prompt,temporal_gt_onsets,both_detected_release_timing",
             "--max-clips", "2",
             "--steps", "2",
+            "--scheduler", "dpm++",
             "--out", str(out),
             "--quiet",
         ]
@@ -212,6 +213,7 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
     results = json.loads(out.read_text())
     assert results["split"] == "test" and results["model"].endswith("tiny") and results["date"]
     assert results["settings"]["steps"] == 2 and results["settings"]["onset_tolerance_s"] == 0.05
+    assert results["settings"]["scheduler"] == "dpm++ (DPMSolverMultistepScheduler)"
     records = read_split(tiny_split, "test")[:2]
     by_name = {entry["configuration"]["name"]: entry for entry in results["configurations"]}
     assert list(by_name) == ["base_empty_prompt", "temporal_gt_onsets", "both_detected_release_timing"]
@@ -243,6 +245,22 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
 
 def row_record(records, row):
     return next(r for r in records if r["id"] == row["id"])
+
+
+def test_set_scheduler_keeps_the_noise_schedule_and_names_bad_choices(model_folder):
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.schedulers import set_scheduler
+
+    pipe = FoleyCrafterPipeline.from_pretrained(model_folder)
+    saved = pipe.scheduler
+    set_scheduler(pipe, "saved")
+    assert pipe.scheduler is saved
+    set_scheduler(pipe, "dpm++")
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    for key in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "prediction_type"):
+        assert pipe.scheduler.config[key] == saved.config[key], key
+    with pytest.raises(ValueError, match="Unknown scheduler 'fast'.*dpm\\+\\+"):
+        set_scheduler(pipe, "fast")
 
 
 def test_eval_reports_bad_inputs(tiny_split, tmp_path):

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio_onsets import detect_audio_onsets
+from ..schedulers import SCHEDULERS, set_scheduler
 from .onset_metrics import (
     DEFAULT_AP_TOLERANCE,
     DEFAULT_TOLERANCE,
@@ -191,6 +192,7 @@ def evaluate_model(
     temporal_scale: float | None = None,
     pipeline_kwargs: Mapping | None = None,
     dtype=None,
+    scheduler: str = "saved",
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the benchmark for one model on one split.
@@ -216,6 +218,7 @@ def evaluate_model(
         pipeline_kwargs: extra arguments for every pipeline call (e.g. ``{"onset_threshold": 0.4}``);
             they override the configuration's.
         dtype: torch dtype to load the model in (``None``: the saved one).
+        scheduler: sampler name from :data:`foleycrafter.schedulers.SCHEDULERS` (``"saved"``: the model's).
         log: called with one line per generated clip (``None``: silent).
 
     Returns:
@@ -243,6 +246,7 @@ def evaluate_model(
     if not records:
         raise ValueError(f"the {split} split of {dataset_root} has no clips.")
     pipe, model_name = _load_pipeline(model_folder, device, dtype)
+    set_scheduler(pipe, scheduler)
     model_classifier, classifier_name = _load_classifier(classifier, device)
     if pipe.sample_rate != 16000:
         raise ValueError(f"the benchmark scores 16 kHz audio; this model generates {pipe.sample_rate} Hz.")
@@ -264,6 +268,7 @@ def evaluate_model(
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": {
             "steps": steps,
+            "scheduler": f"{scheduler} ({type(pipe.scheduler).__name__})",
             "guidance_scale": guidance_scale,
             "seed": seed,
             "device": str(device),
@@ -595,6 +600,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clips", type=_positive_int, default=None, help="only the first N clips")
     parser.add_argument("--steps", type=_positive_int, default=25, help="denoising steps (default 25)")
     parser.add_argument(
+        "--scheduler",
+        choices=list(SCHEDULERS),
+        default="saved",
+        help="sampler (default: the model's saved one, PNDM for the release and the tiny model)",
+    )
+    parser.add_argument(
         "--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default 7.5)"
     )
     parser.add_argument("--seed", type=int, default=42, help="clip i uses seed + i (default 42)")
@@ -657,6 +668,7 @@ def run(args: argparse.Namespace) -> int:
         min_interval_ms=args.min_interval_ms,
         temporal_scale=args.temporal_scale,
         pipeline_kwargs=dict(args.pipeline_arg),
+        scheduler=args.scheduler,
         log=log,
     )
     print(format_table(results))
