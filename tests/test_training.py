@@ -159,6 +159,21 @@ def test_temporal_trainer_and_resume(native_model, prepared, tmp_path):
     assert pipe.controlnet is not None
 
 
+def test_temporal_trainer_trains_at_its_conditioning_scale(native_model, prepared, tmp_path):
+    """At conditioning_scale 0 the controller's residuals are multiplied away: it receives no gradient
+    and ends as it started, while at 1 it moves."""
+    from foleycrafter import FoleyCrafterPipeline
+
+    start = FoleyCrafterPipeline.from_pretrained(native_model).controlnet.state_dict()
+    for scale in (0.0, 1.0):
+        out = tmp_path / f"scale-{scale}"
+        run_trainer("temporal", native_model, prepared, out, max_steps=2, conditioning_scale=scale)
+        trained = FoleyCrafterPipeline.from_pretrained(out / "final").controlnet.state_dict()
+        assert trained.keys() == start.keys()
+        unchanged = all(torch.equal(trained[key], start[key]) for key in start)
+        assert unchanged == (scale == 0.0), scale
+
+
 def test_onset_trainer_reports_precision_and_recall(native_model, prepared, tmp_path):
     from foleycrafter.models import OnsetDetector
 

@@ -116,6 +116,8 @@ STAGES: dict[str, dict] = {
         "learning_rate": 3e-4,
         "lr_warmup_steps": 50,
         "text_dropout": 0.3,
+        # Trained at the pipeline's default temporal_scale, so the default is the operating point.
+        "conditioning_scale": 0.2,
         "image_dropout": 0.05,
         "both_dropout": 0.05,
         "validation_fraction": 0.02,

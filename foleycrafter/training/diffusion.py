@@ -187,6 +187,7 @@ class DiffusionTrainer(Trainer):
                 if self.pipe.has_semantic_adapter
                 else None,
                 onsets=item["onsets"] if self.pipe.controlnet is not None else None,
+                temporal_scale=self.config.conditioning_scale,
                 audio_length_in_s=item["duration"],
                 num_inference_steps=self.config.validation_steps,
                 guidance_scale=self.config.validation_guidance_scale,
@@ -280,7 +281,12 @@ class TemporalTrainer(DiffusionTrainer):
         text = self.text_embeddings(batch["caption"], drop_text)
         condition = self.masks(batch["onsets"], batch["duration"]).to(latents.device, latents.dtype)
         down, mid = self.model(
-            noisy, timesteps, encoder_hidden_states=text, controlnet_cond=condition, return_dict=False
+            noisy,
+            timesteps,
+            encoder_hidden_states=text,
+            controlnet_cond=condition,
+            conditioning_scale=self.config.conditioning_scale,
+            return_dict=False,
         )
         added = None
         if self.pipe.has_semantic_adapter:

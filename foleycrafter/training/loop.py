@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..data.prepared import PreparedDataset, collate
@@ -184,8 +185,15 @@ class Trainer:
                 self.history.append({"step": step, "loss": mean_loss})
                 progress.update(1)
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
-                if log_with and step % max(1, config.log_every) == 0:
-                    accelerator.log({"loss": mean_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
+                if step % max(1, config.log_every) == 0:
+                    if log_with:
+                        accelerator.log({"loss": mean_loss, "lr": scheduler.get_last_lr()[0]}, step=step)
+                    if not self.progress and accelerator.is_main_process:
+                        # Without a progress bar (background runs), the log file shows the loss.
+                        recent = [h["loss"] for h in self.history[-config.log_every :]]
+                        logger.info(
+                            "%s step %d/%d loss %.4f", self.name, step, config.max_steps, np.mean(recent)
+                        )
                 if (
                     config.checkpoint_every
                     and step % config.checkpoint_every == 0
