@@ -72,7 +72,7 @@ STAGES: dict[str, dict] = {
         },
     },
     "vae": {
-        "max_steps": 1500,
+        "max_steps": 600,
         "batch_size": 16,
         "learning_rate": 1e-3,
         "lr_warmup_steps": 50,
@@ -82,7 +82,7 @@ STAGES: dict[str, dict] = {
         "architecture": {"block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8},
     },
     "unet": {
-        "max_steps": 2500,
+        "max_steps": 2000,
         "batch_size": 8,
         "learning_rate": 5e-4,
         "lr_warmup_steps": 100,
@@ -100,7 +100,7 @@ STAGES: dict[str, dict] = {
         },
     },
     "semantic": {
-        "max_steps": 800,
+        "max_steps": 600,
         "batch_size": 8,
         "learning_rate": 5e-4,
         "lr_warmup_steps": 50,
@@ -111,13 +111,17 @@ STAGES: dict[str, dict] = {
         "validation_fraction": 0.02,
     },
     "temporal": {
-        "max_steps": 1200,
+        "max_steps": 1000,
         "batch_size": 8,
         "learning_rate": 3e-4,
         "lr_warmup_steps": 50,
         "text_dropout": 0.3,
         # Trained at the pipeline's default temporal_scale, so the default is the operating point.
         "conditioning_scale": 0.2,
+        # The condition embedder runs at the mel image's full resolution (256 x 512): diffusers'
+        # default widths (16, 32, 96, 256) would cost more than the tiny UNet; a +-1 column mask
+        # needs few channels.
+        "architecture": {"conditioning_embedding_out_channels": [4, 8, 16, 32]},
         "image_dropout": 0.05,
         "both_dropout": 0.05,
         "validation_fraction": 0.02,

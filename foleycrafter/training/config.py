@@ -38,7 +38,9 @@ class TrainConfig:
             has none), e.g. {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]}.
         positive_weight: weight of onset frames in the detector's BCE (None: #negatives/#positives).
         architecture: constructor arguments of a model trained from scratch (the clip, vae and unet
-            trainers), e.g. {"block_out_channels": [32, 64], ...} for the UNet.
+            trainers), e.g. {"block_out_channels": [32, 64], ...} for the UNet; for the temporal
+            trainer, extra arguments of a new controller (``ControlNetModel.from_unet``), e.g.
+            {"conditioning_embedding_out_channels": [4, 8, 16, 32]}.
         kl_weight: weight of the VAE's KL term.
         crop_columns: train the VAE / vocoder on random crops of this many mel columns (0: whole clips).
         frames_per_clip: frames per clip the clip trainer pairs with the caption.

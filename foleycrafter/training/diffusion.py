@@ -267,7 +267,7 @@ class TemporalTrainer(DiffusionTrainer):
         if pipe.controlnet is None:
             # Copied from the plain UNet, as the release's controller was.
             with torch.no_grad(), detached_semantic_adapter(pipe.unet):
-                controller = controller_from_unet(pipe.unet).to(device)
+                controller = controller_from_unet(pipe.unet, **self.config.architecture).to(device)
             pipe.register_modules(controlnet=controller)
         pipe.controlnet.requires_grad_(True)
         pipe.controlnet.train()
