@@ -704,7 +704,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         adapter_off = (
             semantic.detached_semantic_adapter(self.unet) if not use_semantic else contextlib.nullcontext()
         )
-        with adapter_off, self.progress_bar(total=len(timesteps)) as progress_bar:
+        condition_once = (
+            temporal.condition_embedded_once(self.controlnet, condition)
+            if use_temporal
+            else contextlib.nullcontext()
+        )
+        with adapter_off, condition_once, self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 model_input = torch.cat([latents] * 2) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)

@@ -16,6 +16,7 @@ All seconds <-> mel-column arithmetic goes through :class:`~foleycrafter.timelin
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -39,6 +40,36 @@ def controller_from_unet(unet, **kwargs) -> ControlNetModel:
     """
     kwargs.setdefault("conditioning_channels", 1)
     return ControlNetModel.from_unet(unet, **kwargs)
+
+
+class _FixedEmbedding(torch.nn.Module):
+    """Stands in for a controller's condition embedder and returns an embedding computed earlier."""
+
+    def __init__(self, embedding: torch.Tensor):
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        return self.embedding
+
+
+@contextlib.contextmanager
+def condition_embedded_once(controller: ControlNetModel, condition: torch.Tensor):
+    """Within the block, ``controller`` reuses one embedding of ``condition`` at every step.
+
+    The condition (the mask image, (B, 1, n_mels, columns)) is the same at every denoising step,
+    but ``ControlNetModel.forward`` embeds it again each time, at the mel image's full resolution:
+    for a small UNet that is most of a step. The result is the same computation, done once.
+    Only call the controller with this ``condition`` inside the block.
+    """
+    embedder = controller.controlnet_cond_embedding
+    with torch.no_grad():
+        embedding = embedder(condition)
+    controller.controlnet_cond_embedding = _FixedEmbedding(embedding)
+    try:
+        yield
+    finally:
+        controller.controlnet_cond_embedding = embedder
 
 
 def load_temporal_controller(

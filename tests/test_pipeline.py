@@ -116,6 +116,28 @@ def test_temporal_scale_zero_equals_no_controller(release_pipe, clip):
     assert np.abs(at_default.audios[0] - reference).max() > 1e-4
 
 
+def test_condition_is_embedded_once_per_call_with_identical_audio(release_pipe, clip, monkeypatch):
+    """The controller's condition embedding is computed once, not at every step, and the audio is
+    bit for bit what embedding it at every step gives."""
+    import contextlib
+
+    from foleycrafter import temporal
+
+    embedder = release_pipe.controlnet.controlnet_cond_embedding
+    calls = []
+    hook = embedder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        once = generate(release_pipe, clip, onsets=[0.5, 2.0], num_inference_steps=3).audios[0]
+        assert len(calls) == 1
+        assert release_pipe.controlnet.controlnet_cond_embedding is embedder, "restored after the call"
+        monkeypatch.setattr(temporal, "condition_embedded_once", lambda *args: contextlib.nullcontext())
+        every_step = generate(release_pipe, clip, onsets=[0.5, 2.0], num_inference_steps=3).audios[0]
+        assert len(calls) == 1 + len(release_pipe.scheduler.timesteps) > 2
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(once, every_step)
+
+
 def test_native_round_trip_gives_identical_audio(release_pipe, clip, tmp_path):
     before = generate(release_pipe, clip, onsets=[1.0]).audios[0]
     release_pipe.save_pretrained(tmp_path / "native")
