@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -261,6 +262,29 @@ def test_set_scheduler_keeps_the_noise_schedule_and_names_bad_choices(model_fold
         assert pipe.scheduler.config[key] == saved.config[key], key
     with pytest.raises(ValueError, match="Unknown scheduler 'fast'.*dpm\\+\\+"):
         set_scheduler(pipe, "fast")
+
+
+def test_eval_in_two_worker_processes_matches_one_process(model_folder, tiny_split):
+    import torch
+
+    settings = dict(configurations=["temporal_gt_onsets"], max_clips=2, steps=2, classifier=None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of 2 workers gets on a 2-core machine: the same arithmetic
+    try:
+        one = benchmark.evaluate_model(model_folder, tiny_split, **settings)
+    finally:
+        torch.set_num_threads(threads)
+    two = benchmark.evaluate_model(model_folder, tiny_split, workers=2, **settings)
+    rows_one, rows_two = one["configurations"][0]["clips"], two["configurations"][0]["clips"]
+    assert len(rows_one) == len(rows_two) == 2
+    if (os.cpu_count() or 1) <= 2:
+        for a, b in zip(rows_one, rows_two):
+            a.pop("generation_seconds"), b.pop("generation_seconds")
+            assert a == b
+    with pytest.raises(ValueError, match="workers > 1 .* pass a model folder"):
+        from foleycrafter import FoleyCrafterPipeline
+
+        benchmark.evaluate_model(FoleyCrafterPipeline.from_pretrained(model_folder), tiny_split, workers=2)
 
 
 def test_eval_reports_bad_inputs(tiny_split, tmp_path):

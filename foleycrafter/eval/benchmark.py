@@ -193,6 +193,7 @@ def evaluate_model(
     pipeline_kwargs: Mapping | None = None,
     dtype=None,
     scheduler: str = "saved",
+    workers: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the benchmark for one model on one split.
@@ -219,6 +220,8 @@ def evaluate_model(
             they override the configuration's.
         dtype: torch dtype to load the model in (``None``: the saved one).
         scheduler: sampler name from :data:`foleycrafter.schedulers.SCHEDULERS` (``"saved"``: the model's).
+        workers: generate in this many processes, each loading the model from ``model_folder`` (which
+            must then be a folder or hub id); the results are the same as with 1.
         log: called with one line per generated clip (``None``: silent).
 
     Returns:
@@ -231,14 +234,16 @@ def evaluate_model(
         ``clips`` (per-clip rows: id, class, duration, reference and estimated onsets, per-clip
         P/R/F1, AP, timing error, predicted class, generation seconds).
     """
-    import torch
-
     from .classifier import read_split, read_wav
 
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"max_clips must be a positive number of clips, got {max_clips!r}.")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}.")
+    if workers > 1 and not isinstance(model_folder, (str, os.PathLike)):
+        raise ValueError("workers > 1 loads the model in each process: pass a model folder, not a pipeline.")
     if temporal_scale is not None and not (math.isfinite(temporal_scale) and temporal_scale > 0):
         raise ValueError(f"temporal_scale must be a positive number, got {temporal_scale!r}.")
     chosen = _resolve_configurations(configurations, temporal_scale)
@@ -290,6 +295,7 @@ def evaluate_model(
         "configurations": [],
     }
 
+    plans = []  # (entry, configuration, clips) of the configurations that run
     for configuration in chosen:
         entry = {"configuration": asdict(configuration), "skipped": None, "metrics": None, "clips": []}
         results["configurations"].append(entry)
@@ -306,13 +312,18 @@ def evaluate_model(
                 f"no clip of the {split} split lasts {configuration.min_duration}-{configuration.max_duration} s"
             )
             continue
+        plans.append((entry, configuration, selected))
+
+    jobs = [
+        (record, configuration, steps, guidance_scale, seed, dict(pipeline_kwargs or {}))
+        for _, configuration, selected in plans
+        for record in selected
+    ]
+    generated = iter(_generate_all(pipe, model_folder, jobs, workers, device, dtype, scheduler))
+    for entry, configuration, selected in plans:
         audios, rows = [], []
         for number, record in enumerate(selected, 1):
-            started = time.perf_counter()
-            audio = _generate(
-                pipe, record, configuration, steps, guidance_scale, seed, pipeline_kwargs, torch
-            )
-            seconds = time.perf_counter() - started
+            audio, seconds = next(generated)
             row = _score_clip(record, audio, detector_settings)
             row["generation_seconds"] = round(seconds, 3)
             rows.append(row)
@@ -405,6 +416,47 @@ def _missing_parts(pipe, configuration: Configuration) -> list[str]:
         elif configuration.onsets == "detector" and pipe.onset_detector is None:
             missing.append("video onset detector")
     return missing
+
+
+def _generate_all(pipe, model_folder, jobs, workers, device, dtype, scheduler):
+    """Yield ``(audio, seconds)`` for each job, in order: in this process, or in ``workers``
+    processes that each load the model once (CPU cores are shared out between them)."""
+    import torch
+
+    if workers <= 1 or not jobs:
+        for job in jobs:
+            started = time.perf_counter()
+            audio = _generate(pipe, *job, torch)
+            yield audio, time.perf_counter() - started
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    init = (os.fspath(model_folder), device, dtype, scheduler, threads)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
+        yield from pool.map(_generate_in_worker, jobs, chunksize=1)
+
+
+_WORKER_PIPE = None
+
+
+def _init_worker(model_folder, device, dtype, scheduler, threads) -> None:
+    import torch
+
+    global _WORKER_PIPE
+    torch.set_num_threads(threads)
+    _WORKER_PIPE, _ = _load_pipeline(model_folder, device, dtype)
+    set_scheduler(_WORKER_PIPE, scheduler)
+
+
+def _generate_in_worker(job) -> tuple[np.ndarray, float]:
+    import torch
+
+    started = time.perf_counter()
+    audio = _generate(_WORKER_PIPE, *job, torch)
+    return audio, time.perf_counter() - started
 
 
 def _generate(pipe, record, configuration, steps, guidance_scale, seed, pipeline_kwargs, torch) -> np.ndarray:
@@ -636,6 +688,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"audio onset detector's minimum interval between onsets (default {DEFAULT_MIN_INTERVAL_MS:g})",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="generate in N processes (CPU: the cores are shared between them; same results as 1)",
+    )
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no per-clip progress on stderr")
 
@@ -669,6 +727,7 @@ def run(args: argparse.Namespace) -> int:
         temporal_scale=args.temporal_scale,
         pipeline_kwargs=dict(args.pipeline_arg),
         scheduler=args.scheduler,
+        workers=args.workers,
         log=log,
     )
     print(format_table(results))
