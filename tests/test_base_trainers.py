@@ -130,13 +130,43 @@ def test_latents_are_cached_per_clip_only_when_unchanged(synthfoley, tmp_path):
             distribution.mean, distribution.std = mean, torch.zeros_like(mean)
             return type("Output", (), {"latent_dist": distribution})()
 
-    trainer = DiffusionTrainer.__new__(DiffusionTrainer)
-    trainer.pipe = type("Pipe", (), {"vae": Encoder()})()
+    def trainer(cache_file=None):
+        trainer = DiffusionTrainer.__new__(DiffusionTrainer)
+        trainer.pipe = type("Pipe", (), {"vae": Encoder()})()
+        trainer.pipe.vae.encoder = torch.nn.Linear(2, 2)
+        trainer.pipe.vae.config = FrozenDict(scaling_factor=1.0)
+        trainer.config = TrainConfig(latent_cache=cache_file)
+        trainer.accelerator = SimpleNamespace(is_main_process=True)
+        return trainer
+
+    from types import SimpleNamespace
+
+    from diffusers.configuration_utils import FrozenDict
+
+    torch.manual_seed(0)
     mel = torch.randn(2, 16, 32) * 20 - 40
     generator = torch.Generator().manual_seed(0)
-    first = trainer.latents(mel, generator, ["a", "b"])
-    again = trainer.latents(mel * 0, generator, ["b", "a"])
+    first_trainer = trainer()
+    first = first_trainer.latents(mel, generator, ["a", "b"])
+    again = first_trainer.latents(mel * 0, generator, ["b", "a"])
     assert Encoder.calls == 1
     torch.testing.assert_close(again, first.flip(0))
-    merged = trainer.latents(mel * 0, generator, None)
+    merged = first_trainer.latents(mel * 0, generator, None)
     assert Encoder.calls == 2 and not torch.allclose(merged, first)
+
+    # Kept in a file between runs, for the same VAE only.
+    cache_file = tmp_path / "latents.safetensors"
+    writer = trainer(str(cache_file))
+    writer._save_latent_cache = lambda every=256, save=writer._save_latent_cache: save(every=1)
+    torch.manual_seed(0)
+    writer.pipe.vae.encoder = torch.nn.Linear(2, 2)
+    writer.latents(mel, generator, ["a", "b"])
+    assert cache_file.is_file() and Encoder.calls == 3
+    reader = trainer(str(cache_file))
+    torch.manual_seed(0)
+    reader.pipe.vae.encoder = torch.nn.Linear(2, 2)
+    torch.testing.assert_close(reader.latents(mel * 0, generator, ["a", "b"]), first)
+    assert Encoder.calls == 3, "read from the file, not encoded"
+    other = trainer(str(cache_file))  # another VAE (different weights): the file is ignored
+    other.latents(mel, generator, ["a"])
+    assert Encoder.calls == 4

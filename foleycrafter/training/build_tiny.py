@@ -72,17 +72,18 @@ STAGES: dict[str, dict] = {
         },
     },
     "vae": {
-        "max_steps": 600,
-        "batch_size": 16,
-        "learning_rate": 1e-3,
+        "max_steps": 300,
+        "batch_size": 8,
+        "learning_rate": 2e-3,
         "lr_warmup_steps": 50,
-        "crop_columns": 128,
+        "crop_columns": 64,
+        "log_every": 10,
         "kl_weight": 1e-6,
         "validation_fraction": 0.02,
         "architecture": {"block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8},
     },
     "unet": {
-        "max_steps": 2000,
+        "max_steps": 1200,
         "batch_size": 8,
         "learning_rate": 5e-4,
         "lr_warmup_steps": 100,
@@ -100,7 +101,7 @@ STAGES: dict[str, dict] = {
         },
     },
     "semantic": {
-        "max_steps": 600,
+        "max_steps": 400,
         "batch_size": 8,
         "learning_rate": 5e-4,
         "lr_warmup_steps": 50,
@@ -111,7 +112,7 @@ STAGES: dict[str, dict] = {
         "validation_fraction": 0.02,
     },
     "temporal": {
-        "max_steps": 1000,
+        "max_steps": 600,
         "batch_size": 8,
         "learning_rate": 3e-4,
         "lr_warmup_steps": 50,
@@ -127,13 +128,14 @@ STAGES: dict[str, dict] = {
         "validation_fraction": 0.02,
     },
     "onset": {
-        "max_steps": 1500,
-        "batch_size": 8,
+        "max_steps": 300,
+        "batch_size": 4,
         "learning_rate": 1e-3,
         "lr_warmup_steps": 50,
         "weight_decay": 1e-4,
         "validation_fraction": 0.05,
         "detector": {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]},
+        "log_every": 5,
     },
 }
 COMMON = {"checkpoint_every": 200, "checkpoints_total_limit": 1, "validate_every": 0, "log_every": 25}
@@ -147,6 +149,9 @@ def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) ->
     if (out / "final").is_dir():
         return out / "final"
     settings = {**COMMON, **STAGES[name]}
+    if name in ("unet", "semantic", "temporal"):
+        # The VAE is frozen from here on: its latents of the prepared clips are computed once.
+        settings["latent_cache"] = str(out.parent / "latent_cache.safetensors")
     if quick:
         settings.update(max_steps=2, batch_size=2, checkpoint_every=0, validation_steps=2)
     resume = "latest" if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()) else None

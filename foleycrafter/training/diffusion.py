@@ -7,6 +7,9 @@ from the noise-prediction loss on prepared clips (mel image -> VAE latents). Con
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,8 @@ from ..data.prepared import PreparedDataset
 from ..spectrogram import log_mel_to_image
 from ..temporal import mask_from_onset_times, mask_to_condition
 from .loop import Trainer
+
+logger = logging.getLogger(__name__)
 
 
 class DiffusionTrainer(Trainer):
@@ -123,7 +128,7 @@ class DiffusionTrainer(Trainer):
         With ``ids`` (clips unchanged by augmentation) the frozen encoder's mean and std are cached
         per clip: encoding costs more than a small UNet's training step, and they never change."""
         vae = self.pipe.vae
-        cache = self.__dict__.setdefault("_latent_cache", {})
+        cache = self._latent_cache()
         missing = [i for i, clip_id in enumerate(ids or []) if clip_id not in cache]
         if ids is None or missing:
             rows = list(range(len(log_mel))) if ids is None else missing
@@ -135,11 +140,59 @@ class DiffusionTrainer(Trainer):
             else:
                 for row, i in enumerate(missing):
                     cache[ids[i]] = (distribution.mean[row].cpu(), distribution.std[row].cpu())
+                self._save_latent_cache()
         if ids is not None:
             mean = torch.stack([cache[clip_id][0] for clip_id in ids]).to(vae.device)
             std = torch.stack([cache[clip_id][1] for clip_id in ids]).to(vae.device)
         noise = torch.randn(mean.shape, generator=generator).to(mean)
         return (mean + std * noise) * vae.config.scaling_factor
+
+    def _latent_cache(self) -> dict:
+        """id -> (mean, std) of the frozen encoder; read once from ``config.latent_cache`` when that
+        file exists and was written with this VAE (its fingerprint is stored with it)."""
+        if "_latents" not in self.__dict__:
+            self._latents, self._latents_saved = {}, 0
+            path = self.config.latent_cache
+            if path and os.path.isfile(path):
+                from safetensors import safe_open
+
+                with safe_open(path, framework="pt") as f:
+                    if (f.metadata() or {}).get("vae") == self._vae_fingerprint():
+                        for key in f.keys():
+                            if key.endswith(".mean"):
+                                clip_id = key[: -len(".mean")]
+                                self._latents[clip_id] = (f.get_tensor(key), f.get_tensor(clip_id + ".std"))
+                    else:
+                        logger.warning("%s was written with another VAE; encoding the clips again.", path)
+                self._latents_saved = len(self._latents)
+        return self._latents
+
+    def _save_latent_cache(self, every: int = 256) -> None:
+        """Write the cache to ``config.latent_cache`` once ``every`` new clips have been encoded."""
+        path = self.config.latent_cache
+        if (
+            not path
+            or len(self._latents) - self._latents_saved < every
+            or not self.accelerator.is_main_process
+        ):
+            return
+        from safetensors.torch import save_file
+
+        tensors = {}
+        for clip_id, (mean, std) in self._latents.items():
+            tensors[f"{clip_id}.mean"], tensors[f"{clip_id}.std"] = mean.contiguous(), std.contiguous()
+        partial = f"{path}.partial"
+        save_file(tensors, partial, metadata={"vae": self._vae_fingerprint()})
+        os.replace(partial, path)
+        self._latents_saved = len(self._latents)
+
+    def _vae_fingerprint(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha1(json.dumps(dict(self.pipe.vae.config), sort_keys=True, default=str).encode())
+        for parameter in self.pipe.vae.encoder.parameters():
+            digest.update(parameter.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()
 
     def noised(self, latents: torch.Tensor, generator: torch.Generator):
         """(noisy latents, timesteps, target) for the scheduler's prediction type."""
