@@ -3,6 +3,7 @@
     foleycrafter generate clip.mp4 --prompt "a dog barking" -o clip_foley.mp4
     foleycrafter generate videos/ -o out/
     foleycrafter onsets clip.mp4
+    foleycrafter demo                     # the Gradio page (needs the demo extra)
 
 Errors are one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success, 1 a
 generation failed (or some files of a batch failed), 2 bad arguments or inputs.
@@ -242,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synthfoley.add_argument("arguments", nargs=argparse.REMAINDER)
 
+    demo = commands.add_parser(
+        "demo",
+        add_help=False,
+        help="serve the Gradio demo page: upload a video, edit its onsets, generate (needs .[demo])",
+        description="See `foleycrafter demo --help`.",
+    )
+    demo.add_argument("arguments", nargs=argparse.REMAINDER)
+    demo.set_defaults(handler=run_demo)
+
     add_train_arguments(train)
     train.set_defaults(handler=run_train)
     return parser
@@ -254,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         from .data.synthfoley import main as synthfoley_main
 
         return synthfoley_main(argv[1:], prog="foleycrafter synthfoley")
+    if argv[:1] == ["demo"]:
+        return run_demo(argparse.Namespace(arguments=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:
@@ -595,6 +607,13 @@ def run_eval(args) -> int:
     from .eval.benchmark import run
 
     return run(args)
+
+
+def run_demo(args) -> int:
+    # The demo parses its own flags (it also runs as `python demo/app.py`); gradio is imported there.
+    from .demo import main as demo_main
+
+    return demo_main(args.arguments, prog="foleycrafter demo")
 
 
 def run_train(args) -> int:

@@ -1,0 +1,242 @@
+"""The Gradio demo end to end: a real server on a loopback port, driven in headless Chromium.
+
+The server runs in this process (a thread), with the tiny native model; the browser uploads a video,
+detects onsets, edits one, generates, and the test fetches the result the page shows.
+
+Needs gradio (the demo extra), Playwright's Python client and a Chromium at /usr/bin/chromium (no
+browser download: ``playwright install`` is not used); each test skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_factory import make_video
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+MAX_SECONDS = 3.0  # the server's duration limit, so a longer upload can be refused quickly
+VIDEO_SECONDS = 2.0
+STEPS = 2
+TIMEOUT_MS = 60_000  # one generation (2 steps, tiny model) takes a few seconds; CI machines are slower
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(native_model):
+    pytest.importorskip("gradio", reason="gradio is not installed (demo extra)")
+    from foleycrafter.demo import DemoOptions, PipelineCache, serve
+
+    cache = PipelineCache(device="cpu")
+    options = DemoOptions(model=str(native_model), port=_free_port(), max_seconds=MAX_SECONDS, device="cpu")
+    app = serve(options, block=False, cache=cache)
+    yield f"http://127.0.0.1:{options.port}/", cache
+    app.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server[0], wait_until="domcontentloaded")
+    page.wait_for_selector("#generate")
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def test_video(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("demo") / "clip.mp4", seconds=VIDEO_SECONDS, fps=15)
+
+
+def _wait_for_text(page, selector: str, text: str) -> str:
+    page.wait_for_function(
+        "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
+        arg=[selector, text],
+    )
+    return page.inner_text(selector)
+
+
+def _set_number(page, elem_id: str, value) -> None:
+    field = page.locator(f"#{elem_id} input[type=number]")
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def _upload(page, path: Path) -> None:
+    page.set_input_files("#input-video input[type=file]", str(path))
+
+
+def _generate_and_fetch(page, tmp_path: Path) -> tuple[str, Path]:
+    page.click("#generate")
+    status = _wait_for_text(page, "#status", "Done.")
+    page.wait_for_function("document.querySelector('#output-video video')?.getAttribute('src')")
+    source = page.get_attribute("#output-video video", "src")
+    response = page.request.get(source)
+    assert response.ok, f"the output video at {source} could not be fetched: HTTP {response.status}"
+    result = tmp_path / "result.mp4"
+    result.write_bytes(response.body())
+    return status, result
+
+
+def _assert_soundtrack(video: Path, duration: float) -> None:
+    from foleycrafter.video import read_audio_track
+
+    audio = read_audio_track(video, sample_rate=16000)
+    assert np.sqrt(np.mean(audio**2)) > 1e-4, "the output video's soundtrack is silent"
+    assert abs(len(audio) / 16000 - duration) < 0.1, (
+        f"soundtrack lasts {len(audio) / 16000:.3f} s, not {duration}"
+    )
+
+
+def test_detect_edit_generate(page, server, native_model, test_video, tmp_path):
+    from foleycrafter.demo import format_onsets
+    from foleycrafter.temporal import detect_video_onsets
+
+    _, cache = server
+    assert page.locator("#model-banner").inner_text().startswith("Model:")
+    assert page.get_by_text("hammering on a sheet of metal").count() == 1  # the rendered example
+    _upload(page, test_video)
+    assert "2.00 s" in _wait_for_text(page, "#status", "fps")
+
+    # The tiny detector is random: pick a threshold at which it finds onsets in this video, and
+    # compute what the page must show with the same detector.
+    detector = cache.get(Path(native_model)).onset_detector
+    probabilities = detect_video_onsets(detector, test_video, threshold=0.5)["frames"]["probabilities"]
+    threshold = math.floor(float(np.median(probabilities)) * 100) / 100  # the slider's 0.01 steps
+    found = detect_video_onsets(detector, test_video, threshold=threshold, short_side=256)["onsets"]
+    expected = sorted({round(t, 2) for t in found})  # shown to 10 ms, each time once
+    assert expected, "test setup: the detector should find onsets at the median probability"
+
+    page.get_by_role("button", name="Settings").click()
+    _set_number(page, "steps", STEPS)
+    _set_number(page, "threshold", threshold)
+    page.click("#detect")
+    _wait_for_text(page, "#status", "Detected")
+    assert page.input_value("#onsets textarea") == format_onsets(expected)
+    assert page.locator("#onset-plot img").count() == 1
+
+    # Move the first onset to 0.5 s (or 0.6 s if that one is taken), as a visitor would.
+    times = list(expected)
+    times[0] = 0.6 if 0.5 in times else 0.5
+    edited = format_onsets(sorted(set(times)))
+    page.fill("#onsets textarea", edited)
+    summary = _wait_for_text(page, "#onset-summary", "edited")
+    assert f"{len(set(times))} at" in summary
+
+    status, result = _generate_and_fetch(page, tmp_path)
+    assert f"{len(set(times))} edited onset(s)" in status
+    assert f"for {STEPS} steps" in status
+    assert page.input_value("#onsets textarea") == edited
+    _assert_soundtrack(result, VIDEO_SECONDS)
+    assert page.locator("#spectrogram img").count() == 1
+    wav_link = page.locator("#output-wav a[href*='clip_foley.wav']").first.get_attribute("href")
+    wav = page.request.get(wav_link)
+    assert wav.ok and wav.body()[:4] == b"RIFF", f"the wav download at {wav_link} is not a wav file"
+    (tmp_path / "result.wav").write_bytes(wav.body())
+    _assert_soundtrack(tmp_path / "result.wav", VIDEO_SECONDS)
+
+    page.wait_for_timeout(500)  # let the onset plot redraw before the picture
+    page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+
+
+def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model, test_video, tmp_path):
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("these are notes, not a video\n")
+    _upload(page, not_a_video)
+    status = _wait_for_text(page, "#status", "Cannot use this video.")
+    assert "The upload notes.mp4 is not a readable video" in status
+
+    page.click("#generate")  # with the unreadable upload: the same message, no crash
+    assert "notes.mp4 is not a readable video" in _wait_for_text(page, "#status", "Could not generate.")
+
+    too_long = make_video(tmp_path / "long.mp4", seconds=MAX_SECONDS + 1, fps=15)
+    page.locator("#input-video button[aria-label='Clear']").click()
+    _upload(page, too_long)
+    status = _wait_for_text(page, "#status", "Cannot use this video.")
+    assert (
+        f"long.mp4 is {MAX_SECONDS + 1:.1f} s long; this demo takes videos up to {MAX_SECONDS:g} s" in status
+    )
+
+    page.locator("#input-video button[aria-label='Clear']").click()
+    _upload(page, test_video)
+    _wait_for_text(page, "#status", "fps")
+    page.get_by_role("button", name="Settings").click()
+    _set_number(page, "steps", STEPS)
+    page.fill("#model-folder textarea", str(tmp_path / "no-model"))
+    assert "Model folder not found" in _wait_for_text(page, "#model-banner", "Model missing")
+    page.click("#detect")
+    assert "Model folder not found" in _wait_for_text(page, "#status", "Could not detect onsets.")
+
+    page.fill("#model-folder textarea", str(native_model))
+    _wait_for_text(page, "#model-banner", "Model:")
+    page.fill("#onsets textarea", "0.3, 1.1")
+    _wait_for_text(page, "#onset-summary", "edited")
+    status, result = _generate_and_fetch(page, tmp_path)
+    assert "2 edited onset(s)" in status
+    _assert_soundtrack(result, VIDEO_SECONDS)
+
+
+def test_onset_text():
+    from foleycrafter.demo import DemoError, format_onsets, parse_onsets
+
+    assert parse_onsets("  ", 2.0) is None  # empty: the detector decides
+    assert parse_onsets("None", 2.0) == []
+    assert parse_onsets("1.2, 0.5;0.5  0.7s", 2.0) == [0.5, 0.7, 1.2]
+    assert format_onsets([0.5, 1.234]) == "0.50, 1.23"
+    assert format_onsets([]) == "none"  # an empty field would mean "detect them"
+    for text, message in (("0.5, x", "`x` is not a number"), ("-1", ">= 0"), ("2", "at or after the end")):
+        with pytest.raises(DemoError, match=message):
+            parse_onsets(text, 2.0)
+
+
+def test_model_and_video_checks(tmp_path, test_video):
+    from foleycrafter.cli import DEFAULT_MODEL
+    from foleycrafter.demo import DemoError, check_video, model_banner, model_folder
+
+    if not DEFAULT_MODEL.is_dir():
+        with pytest.raises(DemoError, match="does not exist yet"):
+            model_folder(str(DEFAULT_MODEL))
+    with pytest.raises(DemoError, match="Model folder not found"):
+        model_folder(str(tmp_path / "missing"))
+    with pytest.raises(DemoError, match="no model_index.json"):
+        model_folder(str(tmp_path))
+    assert model_banner("").startswith("**Model missing.**")
+
+    assert check_video(test_video, max_upload_mb=1, max_seconds=60).duration == pytest.approx(VIDEO_SECONDS)
+    with pytest.raises(DemoError, match="up to 0.001 MB"):
+        check_video(test_video, max_upload_mb=0.001, max_seconds=60)
+    with pytest.raises(DemoError, match="up to 1 s"):
+        check_video(test_video, max_upload_mb=1, max_seconds=1)
+    with pytest.raises(DemoError, match="No video yet"):
+        check_video(None, max_upload_mb=1, max_seconds=60)
