@@ -1,0 +1,120 @@
+"""End to end with the bundled tiny model: a 4 s SynthFoley clip (mp4 in, audio out), release-equivalent
+settings against the fast settings, side by side; and the issue's target of at most 10 s wall for
+the 4 s clip.
+
+    .venv/bin/python bench/tiny_clip.py [--threads 2] [--model checkpoints/foleycrafter-tiny]
+
+Cases (each a whole ``pipe(video=..., prompt="")`` call, model loaded once, repetitions interleaved):
+
+* ``release``: every frame decoded at full size, 150 CLIP / detector frames, the saved sampler
+  (PNDM) at 25 steps, fp32: what the release does.
+* ``fast``: the sampler and step count given by ``--fast-scheduler`` / ``--fast-steps`` (DPM-Solver++
+  at 12 steps unless told), frames decoded at a 256-pixel short side, as the CLI does.
+
+Wall seconds and CPU seconds are both reported; the ratio is release / fast (> 1: fast is faster).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
+
+DEFAULT_MODEL = _common.REPO / "checkpoints" / "foleycrafter-tiny"
+TARGET_SECONDS = 10.0
+
+
+def write_clip(folder: Path, seconds: float, seed: int = 0) -> Path:
+    """A SynthFoley clip of ``seconds`` (test split, index 0, the given seed) as an mp4 with sound."""
+    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
+
+    frames, audio, record = generate_clip(seed, 0, "test", duration=seconds)
+    wav, mp4 = folder / "clip.wav", folder / "clip.mp4"
+    write_wav(wav, audio)
+    write_mp4(mp4, frames, record["fps_fraction"], wav)
+    return mp4
+
+
+def measure(
+    model, seconds: float, repeats: int, fast_scheduler: str, fast_steps: int, steps: int = 25
+) -> dict:
+    """Median wall / CPU seconds of the release-equivalent and fast settings on one clip of ``seconds``."""
+    import torch
+
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.schedulers import set_scheduler
+
+    release = FoleyCrafterPipeline.from_pretrained(model)
+    release.set_progress_bar_config(disable=True)
+    fast = FoleyCrafterPipeline(**release.components, window_columns=release.config.window_columns)
+    fast.set_progress_bar_config(disable=True)
+    set_scheduler(fast, fast_scheduler)
+    with tempfile.TemporaryDirectory() as folder:
+        video = str(write_clip(Path(folder), seconds))
+
+        def run(pipe, **kwargs):
+            def call():
+                out = pipe(video=video, generator=torch.Generator().manual_seed(0), **kwargs)
+                assert out.audios[0].shape[-1] == round(seconds * out.sample_rate)
+
+            return _common.timed(call)
+
+        cases = {
+            "release": run(release, num_inference_steps=steps, frame_short_side=None),
+            "fast": run(fast, num_inference_steps=fast_steps, frame_short_side=256),
+        }
+        results = _common.interleaved(cases, repeats, warmup=1, progress=_common.log)
+    rows = []
+    for name, values in results.items():
+        wall, cpu = _common.column(values, "wall_s"), _common.column(values, "cpu_s")
+        rows.append(
+            {
+                "case": name,
+                "wall_s": _common.median(wall),
+                "cpu_s": _common.median(cpu),
+                "spread": _common.spread(wall),
+            }
+        )
+    speedup = _common.ratio(rows[0]["wall_s"], rows[1]["wall_s"])
+    return {
+        "clip_seconds": seconds,
+        "release": f"saved sampler ({type(release.scheduler).__name__}) x {steps}, full frames",
+        "fast": f"{fast_scheduler} ({type(fast.scheduler).__name__}) x {fast_steps}, 256 px frames",
+        "rows": rows,
+        "speedup_wall": speedup,
+        "speedup_cpu": _common.ratio(rows[0]["cpu_s"], rows[1]["cpu_s"]),
+    }
+
+
+def main() -> None:
+    parser = _common.parser(__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="a native model folder")
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fast-scheduler", default="dpm++")
+    parser.add_argument("--fast-steps", type=int, default=12)
+    args = parser.parse_args()
+    _common.set_threads(args.threads)
+    _common.quiet_libraries()
+    if not Path(args.model).is_dir():
+        sys.exit(f"no model folder at {args.model}; pass --model (e.g. a folder written by build_tiny)")
+    env = _common.environment(args.threads)
+    _common.print_header(f"tiny model end to end, {args.seconds:g} s clip ({args.model})", env)
+    result = measure(args.model, args.seconds, args.repeats, args.fast_scheduler, args.fast_steps)
+    print(f"release = {result['release']};  fast = {result['fast']}")
+    _common.print_table(result["rows"])
+    print(f"speed-up release/fast: wall {result['speedup_wall']:.2f}x, CPU {result['speedup_cpu']:.2f}x")
+    for row in result["rows"]:
+        verdict = "meets" if row["wall_s"] <= TARGET_SECONDS else "misses"
+        print(
+            f"{row['case']}: {row['wall_s']:.1f} s wall for {args.seconds:g} s {verdict} the {TARGET_SECONDS:g} s target"
+        )
+    _common.write_json(args.json, {"environment": env, **result})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The benchmarks' core functions at tiny shapes, so that the scripts in bench/ keep working.
+
+Only structures and equivalences are checked, never timings: those depend on the machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """Import a bench/ script as a module (they are scripts, not a package)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCH))
+        yield importlib.import_module
+
+
+def test_interleaved_alternates_order_and_drops_warmup(bench):
+    common = bench("_common")
+    calls = []
+    cases = {name: (lambda name=name: calls.append(name) or 1.0) for name in "AB"}
+    results = common.interleaved(cases, repeats=3, warmup=1)
+    assert calls == ["A", "B", "B", "A", "A", "B", "B", "A"]
+    assert results == {"A": [1.0, 1.0, 1.0], "B": [1.0, 1.0, 1.0]}
+    assert common.median([3.0, 1.0, 2.0]) == 2.0
+    assert math.isnan(common.ratio(1.0, 0.0))
+
+
+def test_step_overhead_pipelines_agree_and_give_a_ratio(bench):
+    step_overhead = bench("step_overhead")
+    built = step_overhead.build(tiny=True, dtype=torch.float32)
+    result = step_overhead.measure(built, n1=1, n2=3, repeats=1)
+    # Same modules and inputs: the stock pipeline must compute exactly what ours does.
+    assert result["max_abs_difference"] < 1e-5
+    assert result["evaluations"] == (1, 4)  # PNDM without PRK steps repeats one timestep
+    assert set(result["calls"]) == {"ours N=1", "stock N=1", "ours N=3", "stock N=3"}
+    assert all(math.isfinite(r) and r > 0 for r in result["ratio"].values())
+    # One interval between consecutive step ends: 3 in the 4-evaluation call, none in the 1-evaluation one.
+    assert len(result["step_intervals"]["ours"]) == len(result["step_intervals"]["stock"]) == 3
+    assert all(math.isfinite(r) and r > 0 for r in result["callback_ratio"].values())
+
+
+def test_efficiency_counts_flops_including_cpu_attention(bench):
+    efficiency = bench("efficiency")
+    q = torch.randn(2, 3, 64, 8)
+    # QK^T and AV: 2 * (2 * b * h * s * s * d) FLOPs; torch's counter has no CPU formula of its own.
+    assert efficiency.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)) == (
+        4 * 2 * 3 * 64 * 64 * 8
+    )
+    result = efficiency.measure(tiny=True, dtypes=["fp32"], repeats=1, gemm_size=16)
+    assert result["flops_per_step"] > 0
+    (row,) = result["rows"]
+    assert row["dtype"] == "fp32"
+    assert all(row[f"{t}: fraction_of_peak"] > 0 for t in ("wall", "cpu"))
+
+
+def test_frame_reading_methods_pick_the_same_frames(bench, tmp_path):
+    frame_reading = bench("frame_reading")
+    from foleycrafter.video import load_clip
+
+    path = frame_reading.make_video(tmp_path / "clip.mp4", seconds=1, width=64, height=48)
+    # The release's way and ours must return the very same frames; only the cost differs.
+    np.testing.assert_array_equal(frame_reading.read_all_then_pick(str(path), 8), load_clip(path, 8).frames)
+
+    rows = frame_reading.measure(
+        [("1s", 1, 64, 48)], tmp_path, num_frames=8, repeats=1, max_baseline_bytes=1e9
+    )
+    assert [r["method"] for r in rows] == list(frame_reading.METHODS)
+    for row in rows:
+        assert row["frames_in_video"] == 30
+        assert row["output_shape"] == "8x48x64x3"
+        assert row["tracemalloc_peak_mib"] > 0
+    assert len(frame_reading.summarize(rows)) == 1
+
+
+def test_memory_reports_weights_and_peaks(bench):
+    memory = bench("memory")
+    result = memory.run_pipeline(tiny=True, dtype_name="fp32")
+    assert result["weights_bytes"] > 0
+    assert result["audio_samples"] == 256 * 160  # one tiny window (256 mel columns, hop 160)
+    assert result["peak_rss_process"] >= result["rss_loaded"] > 0
+    if result["peak_rss_generate"] is not None:  # Linux: per-stage peaks too
+        assert result["peak_rss_generate"] == max(result["stage_peaks"].values())
+        assert {"text encoder", "ControlNet + UNet steps", "VAE decode", "vocoder"} <= set(
+            result["stage_peaks"]
+        )
+
+
+def test_clip_frames_curve_and_skip(bench, tmp_path):
+    clip_frames = bench("clip_frames")
+    frame_reading = bench("frame_reading")
+    assert "skipped" in clip_frames.measure(tmp_path / "absent", model=None)
+
+    frame_reading.make_video(tmp_path / "a.mp4", seconds=1, width=64, height=48)
+    result = clip_frames.measure(tmp_path, model=tmp_path / "no-model", ks=(150, 8, 4))
+    assert "RANDOM" in result["model"]
+    (row,) = result["videos"]
+    assert row["similarity"][150] == pytest.approx(1.0)
+    assert all(-1.0 <= s <= 1.0 + 1e-9 for s in row["similarity"].values())
+    assert result["seconds_per_frame"] > 0
+
+
+def test_scripts_import_without_side_effects(bench):
+    # Each script must be importable (tests use its functions) and expose main().
+    for name in ("step_overhead", "frame_reading", "efficiency", "memory", "clip_frames"):
+        assert callable(bench(name).main)
+    assert sys.modules["_common"].REPO == BENCH.parent
