@@ -1,0 +1,69 @@
+"""The bundled tiny model (checkpoints/foleycrafter-tiny): complete, small, and the CLI's default."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from foleycrafter.cli import DEFAULT_MODEL
+
+
+def test_bundled_model_is_native_safetensors_under_25_mb():
+    files = [f for f in DEFAULT_MODEL.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) <= 25 * 2**20
+    assert not [f for f in files if f.suffix in (".bin", ".ckpt", ".pt", ".pth")]
+    index = json.loads((DEFAULT_MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "FoleyCrafterPipeline"
+    for part in ("controlnet", "onset_detector", "image_encoder", "vocoder", "unet", "vae", "text_encoder"):
+        assert index.get(part, [None])[0] is not None, part
+
+
+def test_bundled_model_generates_finite_audio_of_the_clip_length(tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
+
+    frames, audio, record = generate_clip(0, 0, "test", duration=3.0, fps=25.0)
+    write_wav(tmp_path / "clip.wav", audio)
+    write_mp4(tmp_path / "clip.mp4", frames, record["fps_fraction"], tmp_path / "clip.wav")
+    pipe = FoleyCrafterPipeline.from_pretrained(DEFAULT_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.has_semantic_adapter
+    out = pipe(
+        video=str(tmp_path / "clip.mp4"), num_inference_steps=3, generator=torch.Generator().manual_seed(0)
+    )
+    assert out.audios[0].shape == (48000,)
+    assert np.all(np.isfinite(out.audios[0])) and np.abs(out.audios[0]).max() > 1e-3
+    assert out.onset_probabilities is not None and out.timestamp_masks is not None
+
+
+def test_cli_default_model_turns_a_video_into_a_video_with_sound(tmp_path):
+    """`foleycrafter generate clip.mp4` with no --model uses the bundled model."""
+    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
+    from foleycrafter.video import read_audio_track
+
+    frames, audio, record = generate_clip(0, 1, "test", duration=2.5, fps=24.0)
+    write_wav(tmp_path / "clip.wav", audio)
+    write_mp4(tmp_path / "clip.mp4", frames, record["fps_fraction"], tmp_path / "clip.wav")
+    out = tmp_path / "out.mp4"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foleycrafter.cli",
+            "generate",
+            str(tmp_path / "clip.mp4"),
+            "-o",
+            str(out),
+            "--steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    track = read_audio_track(out)
+    assert abs(len(track) / 16000 - 2.5) < 0.05 and np.abs(track).max() > 1e-3
