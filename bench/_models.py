@@ -10,6 +10,7 @@ import torch
 
 from foleycrafter.testing import (
     TINY_CLIP_DIM,
+    auffusion_shape_vae,
     tiny_components,
     tiny_controller,
     tiny_image_encoder,
@@ -135,7 +136,7 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
     encoder (12 layers), the CLIP ViT-H/14 image encoder of h94/IP-Adapter (32 layers), the
     HiFi-GAN vocoder and the R(2+1)D-18 onset detector at their defaults.
     """
-    from diffusers import AutoencoderKL, PNDMScheduler
+    from diffusers import PNDMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from foleycrafter import FoleyCrafterPipeline
@@ -164,15 +165,7 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
     adapter = found["semantic_adapter"]
     del found
     torch.manual_seed(seed + 1)
-    vae = cast(
-        AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            latent_channels=4,
-            layers_per_block=2,
-        )
-    )
+    vae = cast(auffusion_shape_vae())
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed + 2)
     text_encoder = cast(

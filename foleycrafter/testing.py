@@ -107,6 +107,20 @@ def tiny_components(seed: int = 0, cross_attention_dim: int = TINY_CROSS_DIM) ->
     }
 
 
+def auffusion_shape_vae():
+    """A VAE of the released size (Stable Diffusion's: 128/256/512/512 channels, 8x), random weights
+    from the current torch seed; for full-shape tests and benchmarks."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=2,
+    )
+
+
 def tiny_controller(unet, seed: int = 0):
     """A temporal controller copied from ``unet``, with its zero-initialised outputs randomised so
     that it has a visible effect in tests."""

@@ -12,6 +12,16 @@ import torch
 from foleycrafter.cli import DEFAULT_MODEL
 
 
+def write_synthfoley_clip(folder, index, seconds, fps):
+    """A SynthFoley test clip of ``seconds`` as ``folder/clip.mp4`` (with its soundtrack)."""
+    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
+
+    frames, audio, record = generate_clip(0, index, "test", duration=seconds, fps=fps)
+    write_wav(folder / "clip.wav", audio)
+    write_mp4(folder / "clip.mp4", frames, record["fps_fraction"], folder / "clip.wav")
+    return folder / "clip.mp4"
+
+
 def test_bundled_model_is_native_safetensors_under_25_mb():
     files = [f for f in DEFAULT_MODEL.rglob("*") if f.is_file()]
     assert sum(f.stat().st_size for f in files) <= 25 * 2**20
@@ -24,17 +34,12 @@ def test_bundled_model_is_native_safetensors_under_25_mb():
 
 def test_bundled_model_generates_finite_audio_of_the_clip_length(tmp_path):
     from foleycrafter import FoleyCrafterPipeline
-    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
 
-    frames, audio, record = generate_clip(0, 0, "test", duration=3.0, fps=25.0)
-    write_wav(tmp_path / "clip.wav", audio)
-    write_mp4(tmp_path / "clip.mp4", frames, record["fps_fraction"], tmp_path / "clip.wav")
+    video = write_synthfoley_clip(tmp_path, index=0, seconds=3.0, fps=25.0)
     pipe = FoleyCrafterPipeline.from_pretrained(DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.has_semantic_adapter
-    out = pipe(
-        video=str(tmp_path / "clip.mp4"), num_inference_steps=3, generator=torch.Generator().manual_seed(0)
-    )
+    out = pipe(video=str(video), num_inference_steps=3, generator=torch.Generator().manual_seed(0))
     assert out.audios[0].shape == (48000,)
     assert np.all(np.isfinite(out.audios[0])) and np.abs(out.audios[0]).max() > 1e-3
     assert out.onset_probabilities is not None and out.timestamp_masks is not None
@@ -42,12 +47,9 @@ def test_bundled_model_generates_finite_audio_of_the_clip_length(tmp_path):
 
 def test_cli_default_model_turns_a_video_into_a_video_with_sound(tmp_path):
     """`foleycrafter generate clip.mp4` with no --model uses the bundled model."""
-    from foleycrafter.data.synthfoley import generate_clip, write_mp4, write_wav
     from foleycrafter.video import read_audio_track
 
-    frames, audio, record = generate_clip(0, 1, "test", duration=2.5, fps=24.0)
-    write_wav(tmp_path / "clip.wav", audio)
-    write_mp4(tmp_path / "clip.mp4", frames, record["fps_fraction"], tmp_path / "clip.wav")
+    video = write_synthfoley_clip(tmp_path, index=1, seconds=2.5, fps=24.0)
     out = tmp_path / "out.mp4"
     result = subprocess.run(
         [
@@ -55,7 +57,7 @@ def test_cli_default_model_turns_a_video_into_a_video_with_sound(tmp_path):
             "-m",
             "foleycrafter.cli",
             "generate",
-            str(tmp_path / "clip.mp4"),
+            str(video),
             "-o",
             str(out),
             "--steps",

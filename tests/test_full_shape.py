@@ -10,23 +10,17 @@ pytestmark = pytest.mark.slow
 
 
 def test_auffusion_shape_pipeline_runs_one_step(clip):
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+    from diffusers import PNDMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from foleycrafter import FoleyCrafterPipeline
     from foleycrafter.models import HifiGanVocoder, OnsetDetector
     from foleycrafter.temporal import controller_from_unet
-    from foleycrafter.testing import tiny_semantic_adapter, tiny_tokenizer
+    from foleycrafter.testing import auffusion_shape_vae, tiny_semantic_adapter, tiny_tokenizer
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(cross_attention_dim=768)  # SD-1.5 defaults: 320/640/1280/1280
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        layers_per_block=2,
-    )
+    vae = auffusion_shape_vae()
     tokenizer = tiny_tokenizer()
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
