@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--temporal-scale",
         type=_non_negative,
-        default=0.2,
-        help="how strongly sound follows detected onsets (default 0.2; 0 = off)",
+        default=None,
+        help="how strongly sound follows detected onsets (default: the model's own, 0.2 for the "
+        "released weights, 0.5 for the bundled tiny model; 0 = off)",
     )
     generate.add_argument(
         "--onsets", type=_onset_list, help="onset times in seconds, e.g. 0.5,1.2 (replace the onset detector)"
@@ -352,11 +353,14 @@ def load_pipeline(args):
 
 
 def load_onset_detector(args):
+    """The onset detector named by the arguments, and the timeline of its model's windows."""
     from .loaders import DETECTOR_FILE
     from .models import OnsetDetector
     from .release import resolve_folder
+    from .timeline import Timeline
 
     device, dtype = resolve_device_and_dtype(args.device, args.dtype)
+    timeline = Timeline()
     if args.adapters:
         folder = resolve_folder(args.adapters, allow_patterns=[DETECTOR_FILE])
         detector = OnsetDetector.from_release(folder / DETECTOR_FILE, torch_dtype=dtype)
@@ -365,7 +369,12 @@ def load_onset_detector(args):
         if not (folder / "onset_detector").is_dir():
             raise UsageError(f"{folder} has no onset_detector; pass a model folder with one, or --adapters.")
         detector = OnsetDetector.from_pretrained(folder / "onset_detector", dtype=dtype)
-    return detector.to(device).eval()
+        # Detect in the model's own windows, as generation does (the tiny model's are 5.12 s).
+        index_file = folder / "model_index.json"
+        index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+        if "window_columns" in index:
+            timeline = Timeline(window_columns=int(index["window_columns"]))
+    return detector.to(device).eval(), timeline
 
 
 # -- inputs and outputs ------------------------------------------------------------------------
@@ -543,11 +552,11 @@ def run_onsets(args) -> int:
     for path in (json_path, plot_path):
         if path is not None and path.exists() and not args.overwrite:
             raise UsageError(f"{path} exists; pass --overwrite to replace it.")
-    detector = load_onset_detector(args)
+    detector, timeline = load_onset_detector(args)
     threshold = args.threshold if args.threshold is not None else float(detector.config.threshold)
     if not 0 < threshold < 1:
         raise UsageError(f"--threshold must lie in (0, 1), got {threshold}.")
-    report = detect_video_onsets(detector, video, threshold=threshold)
+    report = detect_video_onsets(detector, video, threshold=threshold, timeline=timeline)
     text = json.dumps(report, indent=2)
     if json_path is None:
         print(text)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import logging
 import math
 import os
@@ -126,6 +127,18 @@ def model_folder(text: str | None) -> Path:
             "written by `FoleyCrafterPipeline.save_pretrained`, such as a trainer's `final/` folder."
         )
     return folder
+
+
+def model_temporal_scale(text: str | None) -> float:
+    """The ``default_temporal_scale`` the model folder names in its model_index.json (read without
+    loading the model), else the release's 0.2."""
+    from .pipeline import DEFAULT_TEMPORAL_SCALE
+
+    try:
+        index = json.loads((model_folder(text) / "model_index.json").read_text())
+        return float(index.get("default_temporal_scale", DEFAULT_TEMPORAL_SCALE))
+    except (DemoError, OSError, ValueError, TypeError):
+        return DEFAULT_TEMPORAL_SCALE
 
 
 def model_banner(text: str | None) -> str:
@@ -415,7 +428,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 "This model has no onset detector; type onset times (seconds, separated by commas) instead."
             )
         report = detect_video_onsets(
-            pipe.onset_detector, info.path, threshold=float(threshold), short_side=FRAME_SHORT_SIDE
+            pipe.onset_detector,
+            info.path,
+            threshold=float(threshold),
+            short_side=FRAME_SHORT_SIDE,
+            timeline=pipe.timeline(),  # the model's window, as generation detects
         )
         return info, report
 
@@ -594,7 +611,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                         temporal_scale = gr.Slider(
                             0,
                             2,
-                            value=0.2,
+                            value=model_temporal_scale(options.model),
                             step=0.05,
                             label="Temporal scale",
                             info="how strongly the sound follows the onsets (0 = off)",
@@ -661,6 +678,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         report = gr.State(None)
 
         folder.change(model_banner, folder, banner, queue=False)
+        folder.change(model_temporal_scale, folder, temporal_scale, queue=False)
         video.change(
             on_video,
             [video, threshold],

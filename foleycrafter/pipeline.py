@@ -41,6 +41,9 @@ from .video import VideoClip, load_clip, read_video_info
 from .windows import join_windows, plan_windows, select_in_window
 
 VideoInput = str | os.PathLike | VideoClip | np.ndarray | torch.Tensor
+ONSET_MASKS = ("events", "frames")
+#: The release's temporal-controller weight: the default of models that do not name their own.
+DEFAULT_TEMPORAL_SCALE = 0.2
 
 
 @dataclass
@@ -87,6 +90,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             (`CLIPImageProcessor`, optional): video frames -> CLIP image embeddings.
         onset_detector (`OnsetDetector`, optional): video frames -> per-frame onset probabilities.
         window_columns (`int`): mel columns per model window (1024, i.e. 10.24 s for Auffusion).
+        default_temporal_scale (`float`): the ``temporal_scale`` of calls that pass none: the weight
+            at which this model's temporal controller was validated (0.2, the release's, unless the
+            model folder's ``model_index.json`` says otherwise).
     """
 
     model_cpu_offload_seq = "text_encoder->image_encoder->onset_detector->controlnet->unet->vae->vocoder"
@@ -107,6 +113,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         feature_extractor=None,
         onset_detector=None,
         window_columns: int = 1024,
+        default_temporal_scale: float = DEFAULT_TEMPORAL_SCALE,
     ):
         super().__init__()
         self.register_modules(
@@ -121,7 +128,18 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             feature_extractor=feature_extractor,
             onset_detector=onset_detector,
         )
-        self.register_to_config(window_columns=window_columns)
+        if not (
+            isinstance(default_temporal_scale, (int, float))
+            and math.isfinite(default_temporal_scale)
+            and default_temporal_scale >= 0
+        ):
+            raise ValueError(
+                f"`default_temporal_scale` must be a finite number >= 0, got {default_temporal_scale!r}; "
+                "check the model folder's model_index.json."
+            )
+        self.register_to_config(
+            window_columns=window_columns, default_temporal_scale=float(default_temporal_scale)
+        )
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     # -- properties ---------------------------------------------------------------------------
@@ -251,6 +269,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         negative_prompt_embeds,
         output_type,
         callback_on_step_end_tensor_inputs,
+        onset_mask=None,
     ) -> None:
         if prompt is None and prompt_embeds is None:
             raise ValueError("Pass `prompt` (a string or a list of strings; '' for none) or `prompt_embeds`.")
@@ -284,6 +303,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             raise ValueError(f"`onset_threshold` must lie in (0, 1), got {onset_threshold!r}.")
         if timing not in TIMINGS:
             raise ValueError(f"`timing` must be one of {TIMINGS}, got {timing!r}.")
+        if onset_mask is not None and onset_mask not in ONSET_MASKS:
+            raise ValueError(f"`onset_mask` must be one of {ONSET_MASKS} or None, got {onset_mask!r}.")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
         if audio_length_in_s is not None and not (
@@ -458,8 +479,14 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         onset_probabilities,
         timestamp_mask,
         onset_threshold: float,
+        onset_mask: str = "events",
     ) -> tuple[np.ndarray, list | None]:
-        """One +-1 mask per item (B, window_columns), and the detector's probabilities where used."""
+        """One +-1 mask per item (B, window_columns), and the detector's probabilities where used.
+
+        Detector probabilities become a mask as ``onset_mask`` says: ``"events"`` turns each run of
+        frames at or above the threshold into one onset time and marks it like a given onset
+        (the masks the temporal controller trains on); ``"frames"`` gives each column its detector
+        frame's decision (the release's construction)."""
         masks, detected = [], []
         for i, (clip, duration) in enumerate(zip(clips, durations)):
             probabilities = None
@@ -480,9 +507,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     probabilities = self.detect_onsets(clip)
                 if probabilities is None:
                     mask = -np.ones(timeline.window_columns, dtype=np.float32)
-                else:
+                elif onset_mask == "frames":
                     mask = temporal.mask_from_probabilities(
                         probabilities, duration, timeline, onset_threshold
+                    )
+                else:
+                    mask = temporal.mask_from_onset_times(
+                        temporal.onsets_from_probabilities(probabilities, duration, onset_threshold),
+                        duration,
+                        timeline,
                     )
             masks.append(mask)
             detected.append(probabilities)
@@ -534,12 +567,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         num_inference_steps: int = 25,
         guidance_scale: float = 7.5,
         semantic_scale: float = 1.0,
-        temporal_scale: float = 0.2,
+        temporal_scale: float | None = None,
         video_embeds: torch.Tensor | None = None,
         onsets: Sequence[float] | list[Sequence[float]] | None = None,
         onset_probabilities: np.ndarray | torch.Tensor | None = None,
         timestamp_mask: np.ndarray | torch.Tensor | None = None,
         onset_threshold: float = 0.5,
+        onset_mask: str | None = None,
         timing: str = "exact",
         num_frames: int = 150,
         frame_short_side: int | None = None,
@@ -564,12 +598,18 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 10.24 s), or the full window without a video.
             num_inference_steps, guidance_scale: as in diffusers (release: 25, 7.5).
             semantic_scale: weight of the video's CLIP embedding (release 1.0; 0 disables the branch).
-            temporal_scale: weight of the temporal controller (release 0.2; 0 disables it).
+            temporal_scale: weight of the temporal controller (0 disables it); default: the model's
+                ``default_temporal_scale`` (the release's 0.2 unless its folder names another).
             video_embeds: precomputed mean CLIP image embeddings (B, 1, D) or (B, D) instead of the video's.
             onsets: onset times in seconds (one list, or one list per prompt) instead of the detector.
             onset_probabilities: per-frame probabilities (T,) (or (B, T)) instead of running the detector.
             timestamp_mask: a ready +-1 mask (columns,) or (B, columns).
             onset_threshold: detector probability at or above which a frame counts as an onset (0.5).
+            onset_mask: how detector probabilities become the timestamp mask: ``"events"`` (each run
+                of onset frames becomes one onset at the middle of its first frame's span, marked for
+                0.1 s like a given onset: the masks the temporal controller is trained on) or
+                ``"frames"`` (each mel column takes its detector frame's decision, as the release
+                does). Default: ``"frames"`` with ``timing="release"``, else ``"events"``.
             timing: ``"exact"`` (100 mel columns/s, as the vocoder renders) or ``"release"`` (the
                 release's 102.4 columns/s mapping, for reproducing its outputs).
             num_frames: frames sampled uniformly over the video (per window) for CLIP and the detector
@@ -589,6 +629,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
         if prompt is None and prompt_embeds is None:
             prompt = ""  # video-to-audio needs no text: the release's default prompt
+        if temporal_scale is None:
+            temporal_scale = self.config.default_temporal_scale
         # 1. Check inputs
         self.check_inputs(
             prompt,
@@ -609,7 +651,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             negative_prompt_embeds,
             output_type,
             callback_on_step_end_tensor_inputs,
+            onset_mask,
         )
+        if onset_mask is None:
+            onset_mask = "frames" if timing == "release" else "events"
         batch_size = _batch_size(prompt, prompt_embeds)
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
@@ -630,6 +675,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 video_embeds=video_embeds,
                 onsets=onsets,
                 onset_threshold=onset_threshold,
+                onset_mask=onset_mask,
                 timing=timing,
                 num_frames=num_frames,
                 frame_short_side=frame_short_side,
@@ -683,7 +729,14 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             has_video or onsets is not None or onset_probabilities is not None or timestamp_mask is not None
         ):
             masks, probabilities = self.prepare_timestamp_masks(
-                clips, durations, timeline, onsets, onset_probabilities, timestamp_mask, onset_threshold
+                clips,
+                durations,
+                timeline,
+                onsets,
+                onset_probabilities,
+                timestamp_mask,
+                onset_threshold,
+                onset_mask,
             )
             condition = temporal.mask_to_condition(masks, self.n_mels).to(
                 device=device, dtype=self.controlnet.dtype

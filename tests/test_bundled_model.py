@@ -39,6 +39,7 @@ def test_bundled_model_generates_finite_audio_of_the_clip_length(tmp_path):
     pipe = FoleyCrafterPipeline.from_pretrained(DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.has_semantic_adapter
+    assert pipe.config.default_temporal_scale == 0.5  # chosen on the validation split (build_tiny)
     out = pipe(video=str(video), num_inference_steps=3, generator=torch.Generator().manual_seed(0))
     assert out.audios[0].shape == (48000,)
     assert np.all(np.isfinite(out.audios[0])) and np.abs(out.audios[0]).max() > 1e-3

@@ -303,6 +303,8 @@ def test_debug_shows_the_traceback(native_model, tmp_path, capsys):
 
 # -- onsets -----------------------------------------------------------------------------------------
 def test_onsets_command_prints_json_and_draws_a_plot(videos, native_model, tmp_path):
+    from foleycrafter.temporal import onsets_from_probabilities
+
     json_path = tmp_path / "onsets.json"
     result = run_cli("onsets", videos["odd_24"], "-o", json_path, "--model", native_model)
     assert result.returncode == 0, result.stderr
@@ -310,8 +312,9 @@ def test_onsets_command_prints_json_and_draws_a_plot(videos, native_model, tmp_p
     assert report["duration"] == pytest.approx(2.5, abs=0.05)
     assert len(report["frames"]["times"]) == len(report["frames"]["probabilities"]) == 150
     assert all(0 <= p <= 1 for p in report["frames"]["probabilities"])
-    above = [t for t, p in zip(report["frames"]["times"], report["frames"]["probabilities"]) if p >= 0.5]
-    assert set(report["onsets"]) <= set(above)
+    # One window (2.5 s): an onset at the weighted centre of each run of frames at >= 0.5.
+    expected = onsets_from_probabilities(np.array(report["frames"]["probabilities"]), report["duration"])
+    assert report["onsets"] == pytest.approx(expected)
     png = json_path.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Printed to stdout without -o.

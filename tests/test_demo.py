@@ -222,7 +222,13 @@ def test_onset_text():
 
 def test_model_and_video_checks(tmp_path, test_video):
     from foleycrafter.cli import DEFAULT_MODEL
-    from foleycrafter.demo import DemoError, check_video, model_banner, model_folder
+    from foleycrafter.demo import (
+        DemoError,
+        check_video,
+        model_banner,
+        model_folder,
+        model_temporal_scale,
+    )
 
     if not DEFAULT_MODEL.is_dir():
         with pytest.raises(DemoError, match="does not exist yet"):
@@ -232,6 +238,12 @@ def test_model_and_video_checks(tmp_path, test_video):
     with pytest.raises(DemoError, match="no model_index.json"):
         model_folder(str(tmp_path))
     assert model_banner("").startswith("**Model missing.**")
+    # The temporal slider starts at the model's own default, read without loading the model.
+    (tmp_path / "model_index.json").write_text('{"default_temporal_scale": 0.5}')
+    assert model_temporal_scale(str(tmp_path)) == 0.5
+    (tmp_path / "model_index.json").write_text("{}")
+    assert model_temporal_scale(str(tmp_path)) == 0.2
+    assert model_temporal_scale(str(tmp_path / "missing")) == 0.2
 
     assert check_video(test_video, max_upload_mb=1, max_seconds=60).duration == pytest.approx(VIDEO_SECONDS)
     with pytest.raises(DemoError, match="up to 0.001 MB"):

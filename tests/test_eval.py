@@ -215,9 +215,12 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
     assert results["split"] == "test" and results["model"].endswith("tiny") and results["date"]
     assert results["settings"]["steps"] == 2 and results["settings"]["onset_tolerance_s"] == 0.05
     assert results["settings"]["scheduler"] == "dpm++ (DPMSolverMultistepScheduler)"
+    # No --temporal-scale: the configurations that use the controller take the model's default.
+    assert results["settings"]["model_default_temporal_scale"] == 0.2
     records = read_split(tiny_split, "test")[:2]
     by_name = {entry["configuration"]["name"]: entry for entry in results["configurations"]}
     assert list(by_name) == ["base_empty_prompt", "temporal_gt_onsets", "both_detected_release_timing"]
+    assert by_name["temporal_gt_onsets"]["configuration"]["temporal_scale"] == 0.2
     # The release-timing row needs 8-10 s clips; the tiny split may or may not have one.
     long_clips = [r for r in read_split(tiny_split, "test") if 8.0 <= r["duration"] <= 10.0]
     assert (by_name["both_detected_release_timing"]["skipped"] is None) == bool(long_clips)
@@ -299,3 +302,50 @@ def test_bundled_classifier_is_documented():
     assert "python -m foleycrafter.eval.classifier train" in readme
     config = json.loads((DEFAULT_CLASSIFIER / "config.json").read_text())
     assert config["_class_name"] == "AudioClassifier" and config["class_names"] == list(sf.CLASS_NAMES)
+
+
+def fake_results(*names, steps=25, date="2026-11-30T00:00:00+00:00", f1_truth=1.0):
+    return {
+        "model": "m",
+        "dataset_root": "/d",
+        "split": "test",
+        "date": date,
+        "settings": {"steps": steps, "seed": 42},
+        "ground_truth": {"metrics": {"f1": f1_truth}, "clips": []},
+        "configurations": [
+            {"configuration": {"name": n}, "skipped": None, "metrics": {"f1": 0.5}, "clips": []}
+            for n in names
+        ],
+    }
+
+
+def test_results_of_separate_runs_merge_into_one_table(tmp_path, capsys):
+    a = fake_results("both_detected")
+    b = fake_results("base_empty_prompt", "temporal_gt_onsets", date="2026-12-01T00:00:00+00:00")
+    merged = benchmark.merge_results([a, b], names=["a.json", "b.json"])
+    names = [e["configuration"]["name"] for e in merged["configurations"]]
+    assert names == ["both_detected", "base_empty_prompt", "temporal_gt_onsets"]
+    assert merged["date"] == b["date"] and merged["merged_from"] == ["a.json", "b.json"]
+    assert len(a["configurations"]) == 1  # the inputs are left as they were
+
+    with pytest.raises(ValueError, match="b.json was run with other settings than a.json: steps"):
+        benchmark.merge_results([a, fake_results("x", steps=10)], names=["a.json", "b.json"])
+    with pytest.raises(ValueError, match="other clips"):
+        benchmark.merge_results([a, fake_results("x", f1_truth=0.9)])
+    with pytest.raises(ValueError, match="'both_detected' is in both"):
+        benchmark.merge_results([a, fake_results("both_detected")])
+
+    # The command line: --merge needs no --data and writes the joined JSON.
+    for name, part in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps(part))
+    parser = argparse.ArgumentParser()
+    benchmark.add_arguments(parser)
+    out = tmp_path / "all.json"
+    args = parser.parse_args(
+        ["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)]
+    )
+    assert benchmark.run(args) == 0
+    assert "temporal_gt_onsets" in capsys.readouterr().out
+    assert len(json.loads(out.read_text())["configurations"]) == 3
+    with pytest.raises(ValueError, match="--data is required"):
+        benchmark.run(parser.parse_args([]))

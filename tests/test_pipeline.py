@@ -226,6 +226,56 @@ def test_precomputed_inputs_match_the_video_path(release_pipe, clip):
     np.testing.assert_allclose(from_video.audios[0], from_inputs.audios[0], atol=1e-6)
 
 
+def test_detected_onsets_become_event_masks_or_frame_masks(release_pipe, clip):
+    from foleycrafter.temporal import (
+        mask_from_onset_times,
+        mask_from_probabilities,
+        onsets_from_probabilities,
+    )
+
+    probabilities = np.zeros(50, dtype=np.float32)
+    probabilities[[10, 11, 12]] = [0.6, 0.9, 0.6]  # one onset, centred on frame 11 of 50 over 3.3 s
+    probabilities[40] = 0.7
+
+    def mask(**kwargs):
+        out = generate(
+            release_pipe, None, onset_probabilities=probabilities, audio_length_in_s=3.3,
+            num_inference_steps=1, **kwargs,
+        )  # fmt: skip
+        return out.timestamp_masks[0]
+
+    onsets = onsets_from_probabilities(probabilities, 3.3)
+    assert onsets == pytest.approx([11.5 * 3.3 / 50, 40.5 * 3.3 / 50])
+    timeline = release_pipe.timeline()
+    # Default with exact timing: events of 0.1 s at the detected times, like given onsets.
+    np.testing.assert_array_equal(mask(), mask_from_onset_times(onsets, 3.3, timeline))
+    np.testing.assert_array_equal(np.flatnonzero(mask() > 0), np.r_[75:85, 267:277])
+    # "frames": each column takes its frame's decision (frames 10-12 span 0.66 .. 0.858 s).
+    np.testing.assert_array_equal(np.flatnonzero(mask(onset_mask="frames") > 0), np.r_[66:86, 264:271])
+    # Release timing keeps the release's construction unless asked otherwise.
+    release = release_pipe.timeline("release")
+    np.testing.assert_array_equal(
+        mask(timing="release"), mask_from_probabilities(probabilities, 3.3, release)
+    )
+    assert not np.array_equal(mask(timing="release", onset_mask="events"), mask(timing="release"))
+
+
+def test_model_default_temporal_scale_is_saved_and_used(release_pipe, clip, tmp_path):
+    assert release_pipe.config.default_temporal_scale == 0.2  # the release's
+    strong = variant(release_pipe, default_temporal_scale=0.7)
+    by_default = generate(strong, clip, onsets=[1.0]).audios[0]
+    np.testing.assert_array_equal(
+        by_default, generate(strong, clip, onsets=[1.0], temporal_scale=0.7).audios[0]
+    )
+    assert not np.allclose(by_default, generate(strong, clip, onsets=[1.0], temporal_scale=0.2).audios[0])
+    strong.save_pretrained(tmp_path / "strong")
+    loaded = FoleyCrafterPipeline.from_pretrained(tmp_path / "strong")
+    assert loaded.config.default_temporal_scale == 0.7
+    assert generate(variant(release_pipe, default_temporal_scale=0.0), clip).timestamp_masks is None
+    with pytest.raises(ValueError, match="default_temporal_scale"):
+        variant(release_pipe, default_temporal_scale=-1.0)
+
+
 def test_batch_of_prompts_matches_single_runs(release_pipe, clip):
     batch = release_pipe(
         prompt=["a hammer hits metal", "footsteps"],
@@ -248,6 +298,7 @@ def test_batch_of_prompts_matches_single_runs(release_pipe, clip):
         ({"temporal_scale": float("nan")}, "temporal_scale"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"timing": "fast"}, "timing"),
+        ({"onset_mask": "peaks"}, "onset_mask"),
         ({"audio_length_in_s": -1.0}, "audio_length_in_s"),
         ({"onsets": [0.5], "timestamp_mask": np.ones(10)}, "at most one"),
         ({"prompt": 3}, "prompt"),

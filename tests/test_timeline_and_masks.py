@@ -12,6 +12,7 @@ from foleycrafter.temporal import (
     mask_from_probabilities,
     mask_to_condition,
     mask_to_onset_times,
+    onsets_from_probabilities,
 )
 from foleycrafter.timeline import Timeline
 
@@ -80,6 +81,28 @@ def test_exact_timing_places_a_detected_event_where_the_vocoder_renders_it():
     assert exact_on[0] / 100 == pytest.approx(8.0, abs=0.011)
     # The release's columns start 2.4 % late in audio time: 8.0 s * 1.024 = 8.19 s.
     assert release_on[0] / 100 == pytest.approx(8.19, abs=0.011)
+
+
+def test_detector_runs_become_onsets_at_their_weighted_centres():
+    probabilities = np.zeros(100)
+    probabilities[[20, 21, 22]] = [0.6, 1.0, 0.6]  # symmetric: the middle frame
+    probabilities[[50, 51]] = [1.0, 0.5]  # weighted 2:1 towards frame 50
+    probabilities[80] = 0.49  # below the threshold
+    # 100 frames over 5 s: frame k stands for (k + 0.5) * 0.05 s.
+    assert onsets_from_probabilities(probabilities, 5.0) == pytest.approx(
+        [21.5 * 0.05, (50 + 1 / 3 + 0.5) * 0.05]
+    )
+    assert onsets_from_probabilities(probabilities, 5.0, threshold=0.45) == pytest.approx(
+        [21.5 * 0.05, (50 + 1 / 3 + 0.5) * 0.05, 80.5 * 0.05]
+    )
+    # A run reaching the last frame still gives an onset inside the clip.
+    last = onsets_from_probabilities(np.r_[np.zeros(9), 0.9], 1.0)
+    assert last == pytest.approx([0.95]) and last[0] < 1.0
+    assert onsets_from_probabilities(np.zeros(10), 1.0) == []
+    with pytest.raises(ValueError, match="shape"):
+        onsets_from_probabilities(np.zeros((2, 10)), 1.0)
+    with pytest.raises(ValueError, match="duration"):
+        onsets_from_probabilities(np.zeros(10), 0.0)
 
 
 def test_onset_times_mark_event_columns_and_stop_at_the_clip_end():

@@ -30,10 +30,13 @@ name                              semantic  temporal  prompt       onsets       
 ``base_class_prompt``             0         0         the caption  --              base model only
 ``base_empty_prompt``             0         0         ""           --              base model only
 ``semantic_empty_prompt``         1.0       0         ""           --              needs the adapter
-``temporal_gt_onsets``            0         0.2       the caption  ground truth    needs the controller
-``both_detected``                 1.0       0.2       ""           video detector  the default
-``both_detected_release_timing``  1.0       0.2       ""           video detector  ``timing="release"``, 8-10 s clips
+``temporal_gt_onsets``            0         model's   the caption  ground truth    needs the controller
+``both_detected``                 1.0       model's   ""           video detector  the default
+``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ================================  ========  ========  ===========  ==============  ==================================
+
+"model's" is the model's ``default_temporal_scale`` (the pipeline's default: 0.2 as in the release,
+0.5 for the bundled tiny model), unless ``--temporal-scale`` overrides it.
 
 A configuration the model cannot run (no temporal controller, no semantic adapter or image
 encoder, no onset detector) is skipped with a note. Every clip ``i`` is generated with a CPU
@@ -73,7 +76,8 @@ from .onset_metrics import (
     onset_prf,
 )
 
-#: The release's temporal-controller weight (and the pipeline's default).
+#: The temporal weight the built-in configurations are declared with; at run time they take the
+#: model's ``default_temporal_scale`` (this value, the release's, unless the model names another).
 DEFAULT_TEMPORAL_SCALE = 0.2
 #: The audio onset detector's own default minimum interval (ms), so evaluation and training labels agree.
 DEFAULT_MIN_INTERVAL_MS = float(inspect.signature(detect_audio_onsets).parameters["min_interval_ms"].default)
@@ -215,7 +219,9 @@ def evaluate_model(
             :data:`DEFAULT_CLASSIFIER` (the bundled one), or ``None`` (no semantic accuracy or
             Fréchet distance; they are reported as ``None``).
         min_interval_ms: the onset detector's minimum interval between onsets (ms).
-        temporal_scale: overrides the temporal scale of every configuration that uses the controller.
+        temporal_scale: overrides the temporal scale of every configuration that uses the controller;
+            ``None``: the built-in configurations take the model's ``default_temporal_scale`` (the
+            pipeline's default, so ``both_detected`` measures what a user gets).
         pipeline_kwargs: extra arguments for every pipeline call (e.g. ``{"onset_threshold": 0.4}``);
             they override the configuration's.
         dtype: torch dtype to load the model in (``None``: the saved one).
@@ -252,6 +258,14 @@ def evaluate_model(
         raise ValueError(f"the {split} split of {dataset_root} has no clips.")
     pipe, model_name = _load_pipeline(model_folder, device, dtype)
     set_scheduler(pipe, scheduler)
+    if temporal_scale is None:
+        model_scale = float(pipe.config.default_temporal_scale)
+        chosen = [
+            replace(c, temporal_scale=model_scale)
+            if c.temporal_scale > 0 and CONFIGURATIONS.get(c.name) is c
+            else c
+            for c in chosen
+        ]
     model_classifier, classifier_name = _load_classifier(classifier, device)
     if pipe.sample_rate != 16000:
         raise ValueError(f"the benchmark scores 16 kHz audio; this model generates {pipe.sample_rate} Hz.")
@@ -279,6 +293,7 @@ def evaluate_model(
             "device": str(device),
             "max_clips": max_clips,
             "temporal_scale_override": temporal_scale,
+            "model_default_temporal_scale": float(pipe.config.default_temporal_scale),
             "pipeline_kwargs": dict(pipeline_kwargs or {}),
             "onset_tolerance_s": DEFAULT_TOLERANCE,
             "ap_tolerance_s": DEFAULT_AP_TOLERANCE,
@@ -589,6 +604,46 @@ def _cells(metrics: dict) -> list[str]:
     return cells
 
 
+#: What must agree between results files for their rows to share one table.
+_MERGE_KEYS = ("model", "dataset_root", "split")
+
+
+def merge_results(parts: Sequence[dict], names: Sequence[str] | None = None) -> dict:
+    """Join results of separate runs (e.g. one configuration each) into one: their configurations in
+    the given order. The runs must share model, dataset, split, settings (except the date) and the
+    ground-truth ceiling (the same clips), else a ValueError names the first difference.
+    """
+    if not parts:
+        raise ValueError("nothing to merge: give at least one results file.")
+    names = list(names) if names is not None else [f"results #{i + 1}" for i in range(len(parts))]
+    first = parts[0]
+    merged = {**first, "configurations": [], "settings": dict(first["settings"])}
+    seen: dict[str, str] = {}
+    for name, part in zip(names, parts):
+        for key in _MERGE_KEYS:
+            if part.get(key) != first.get(key):
+                raise ValueError(f"{name} has {key} {part.get(key)!r}, {names[0]} has {first.get(key)!r}.")
+        if part["settings"] != first["settings"]:
+            differing = sorted(
+                k for k in set(part["settings"]) | set(first["settings"])
+                if part["settings"].get(k) != first["settings"].get(k)
+            )  # fmt: skip
+            raise ValueError(f"{name} was run with other settings than {names[0]}: {', '.join(differing)}.")
+        if part["ground_truth"]["metrics"] != first["ground_truth"]["metrics"]:
+            raise ValueError(f"{name} scored other clips than {names[0]} (their ground-truth rows differ).")
+        for entry in part["configurations"]:
+            configuration = entry["configuration"]["name"]
+            if configuration in seen:
+                raise ValueError(
+                    f"configuration {configuration!r} is in both {seen[configuration]} and {name}."
+                )
+            seen[configuration] = name
+            merged["configurations"].append(entry)
+    merged["date"] = max(part["date"] for part in parts)
+    merged["merged_from"] = [os.fspath(n) for n in names]
+    return merged
+
+
 def write_results(results: dict, path: str | os.PathLike) -> None:
     """Write ``results`` as JSON (NaN becomes ``null``), creating the parent folder."""
     path = Path(path)
@@ -641,9 +696,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"native FoleyCrafter folder to evaluate (default: ${MODEL_ENV}, else checkpoints/foleycrafter-tiny)",
     )
     parser.add_argument(
-        "--data", required=True, help="SynthFoley dataset root (holding <split>/metadata.jsonl)"
+        "--data", help="SynthFoley dataset root (holding <split>/metadata.jsonl); required unless --merge"
     )
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="generate nothing: join results files of the same model, split and settings (e.g. one "
+        "run per configuration) into one table (and --out)",
+    )
     parser.add_argument(
         "--configurations",
         default=",".join(CONFIGURATIONS),
@@ -665,7 +727,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--temporal-scale",
         type=float,
         default=None,
-        help=f"temporal controller weight of the configurations that use it (default {DEFAULT_TEMPORAL_SCALE})",
+        help="temporal controller weight of the configurations that use it (default: the model's "
+        "default_temporal_scale, as the pipeline uses)",
     )
     parser.add_argument(
         "--pipeline-arg",
@@ -701,6 +764,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``foleycrafter eval``: print the table, write the JSON; returns the exit code (0).
     Problems with the inputs raise ``ValueError`` / ``FileNotFoundError``."""
+    if args.merge:
+        parts = []
+        for path in args.merge:
+            with open(path, encoding="utf-8") as f:
+                parts.append(json.load(f))
+        results = merge_results(parts, names=args.merge)
+        print(format_table(results))
+        if args.out:
+            write_results(results, args.out)
+            print(f"wrote {args.out}")
+        return 0
+    if not args.data:
+        raise ValueError("--data is required: the SynthFoley dataset root (holding <split>/metadata.jsonl).")
     model = (
         args.model
         or os.environ.get(MODEL_ENV)

@@ -46,6 +46,12 @@ DETECTOR_SIZE = 64
 
 SPLITS = {"train": 1000, "validation": 100, "test": 200}
 
+# The exported model's default temporal_scale, chosen on the validation split (16 clips, detected
+# onsets, empty prompt): onset F1 0.40 / 0.63 / 0.76 and semantic accuracy 0.44 / 0.38 / 0.06 at
+# 0.2 / 0.5 / 1.0. At 0.5 the sync gain is large and the semantic loss within one clip of 16; at 1.0
+# the controller drowns the semantic adapter.
+DEFAULT_TEMPORAL_SCALE = 0.5
+
 # Per-stage training settings (TrainConfig fields). ``quick`` shrinks step counts for the test.
 STAGES: dict[str, dict] = {
     "clip": {
@@ -250,6 +256,7 @@ def export(work: Path, out: Path, overwrite: bool = False) -> Path:
     pipe.register_modules(
         onset_detector=OnsetDetector.from_pretrained(work / "onset" / "final" / "onset_detector")
     )
+    pipe.register_to_config(default_temporal_scale=DEFAULT_TEMPORAL_SCALE)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     pipe.save_pretrained(partial)
