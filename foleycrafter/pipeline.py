@@ -556,6 +556,42 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         timeline = self.timeline()
         return [w[: timeline.seconds_to_samples(d)] for w, d in zip(waveforms, durations)]
 
+    @torch.no_grad()
+    def autoencode_audio(self, waveform: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Audio through this model's mel image, VAE (encode, decode) and vocoder, without denoising.
+
+        What survives the round trip bounds what any generation by this model can sound like: the
+        benchmark's ``autoencoder_ceiling`` row. The mel spectrogram is computed as training data
+        is prepared (:class:`~foleycrafter.spectrogram.MelSpectrogram` at the vocoder's rate, hop
+        and band count); the whole clip goes through the VAE at once (padded to its factor).
+
+        Args:
+            waveform: mono float audio (samples,) at ``self.sample_rate``, in [-1, 1].
+
+        Returns:
+            float32 (samples,), the same length.
+        """
+        from .spectrogram import MelSpectrogram, log_mel_to_image
+
+        audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+        if audio.ndim != 1 or audio.numel() == 0:
+            raise ValueError(f"waveform must be mono audio of shape (samples,), got {tuple(audio.shape)}.")
+        timeline = self.timeline()
+        mel = MelSpectrogram(
+            sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=self.n_mels
+        )
+        image = log_mel_to_image(mel(audio))
+        columns = -(-math.ceil(audio.numel() / timeline.hop_length) // self.vae_scale_factor)
+        columns *= self.vae_scale_factor
+        image = torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
+        device, dtype = self._execution_device, self.vae.dtype
+        posterior = self.vae.encode((image * 2 - 1).to(device=device, dtype=dtype)).latent_dist
+        latents = posterior.mean * self.vae.config.scaling_factor
+        decoded = self.mel_images_to_audio(
+            self.decode_latents(latents), [audio.numel() / timeline.sample_rate]
+        )
+        return decoded[0].cpu().numpy().astype(np.float32)
+
     # -- generation -----------------------------------------------------------------------------
     @torch.no_grad()
     def __call__(

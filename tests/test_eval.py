@@ -158,7 +158,9 @@ def test_configurations_match_the_issue_table():
         "temporal_gt_onsets",
         "both_detected",
         "both_detected_release_timing",
+        "autoencoder_ceiling",
     ]
+    assert c["autoencoder_ceiling"].source == "reconstruct"
     assert (c["base_class_prompt"].semantic_scale, c["base_class_prompt"].temporal_scale) == (0, 0)
     assert c["base_class_prompt"].prompt == "caption" and c["base_empty_prompt"].prompt == "empty"
     assert c["semantic_empty_prompt"].semantic_scale == 1.0 and c["semantic_empty_prompt"].temporal_scale == 0
@@ -199,7 +201,8 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
         [
             "--model", str(model_folder),
             "--data", str(tiny_split),
-            "--configurations", "base_empty_prompt,temporal_gt_onsets,both_detected_release_timing",
+            "--configurations",
+            "base_empty_prompt,temporal_gt_onsets,both_detected_release_timing,autoencoder_ceiling",
             "--max-clips", "2",
             "--steps", "2",
             "--scheduler", "dpm++",
@@ -219,13 +222,18 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
     assert results["settings"]["model_default_temporal_scale"] == 0.2
     records = read_split(tiny_split, "test")[:2]
     by_name = {entry["configuration"]["name"]: entry for entry in results["configurations"]}
-    assert list(by_name) == ["base_empty_prompt", "temporal_gt_onsets", "both_detected_release_timing"]
+    assert list(by_name) == [
+        "base_empty_prompt",
+        "temporal_gt_onsets",
+        "both_detected_release_timing",
+        "autoencoder_ceiling",
+    ]
     assert by_name["temporal_gt_onsets"]["configuration"]["temporal_scale"] == 0.2
     # The release-timing row needs 8-10 s clips; the tiny split may or may not have one.
     long_clips = [r for r in read_split(tiny_split, "test") if 8.0 <= r["duration"] <= 10.0]
     assert (by_name["both_detected_release_timing"]["skipped"] is None) == bool(long_clips)
 
-    for name in ("base_empty_prompt", "temporal_gt_onsets"):
+    for name in ("base_empty_prompt", "temporal_gt_onsets", "autoencoder_ceiling"):
         entry = by_name[name]
         assert entry["skipped"] is None
         metrics = entry["metrics"]

@@ -260,6 +260,23 @@ def test_detected_onsets_become_event_masks_or_frame_masks(release_pipe, clip):
     assert not np.array_equal(mask(timing="release", onset_mask="events"), mask(timing="release"))
 
 
+def test_autoencoded_audio_keeps_its_length_and_goes_through_the_vae(release_pipe):
+    t = np.arange(8000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out = release_pipe.autoencode_audio(tone)
+    assert out.shape == tone.shape and out.dtype == np.float32 and np.all(np.isfinite(out))
+    np.testing.assert_array_equal(out, release_pipe.autoencode_audio(tone))  # the posterior mean
+    calls = []
+    handle = release_pipe.vae.decoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        release_pipe.autoencode_audio(tone[:1234])
+    finally:
+        handle.remove()
+    assert calls == [1]
+    with pytest.raises(ValueError, match="mono audio"):
+        release_pipe.autoencode_audio(np.zeros((2, 100), np.float32))
+
+
 def test_model_default_temporal_scale_is_saved_and_used(release_pipe, clip, tmp_path):
     assert release_pipe.config.default_temporal_scale == 0.2  # the release's
     strong = variant(release_pipe, default_temporal_scale=0.7)

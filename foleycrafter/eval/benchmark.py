@@ -33,6 +33,7 @@ name                              semantic  temporal  prompt       onsets       
 ``temporal_gt_onsets``            0         model's   the caption  ground truth    needs the controller
 ``both_detected``                 1.0       model's   ""           video detector  the default
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
+``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
 ================================  ========  ========  ===========  ==============  ==================================
 
 "model's" is the model's ``default_temporal_scale`` (the pipeline's default: 0.2 as in the release,
@@ -116,6 +117,9 @@ class Configuration:
             onset times), ``"detector"`` (the pipeline's video onset detector) or ``None`` (no controller).
         timing: the pipeline's timing convention, ``"exact"`` or ``"release"``.
         min_duration, max_duration: only clips whose duration (s) lies in this range, if set.
+        source: ``"generate"`` (the pipeline generates from the video) or ``"reconstruct"`` (the
+            clip's ground-truth audio through the model's VAE and vocoder, no denoising: the
+            ceiling of generation; the other fields are then unused).
     """
 
     name: str
@@ -127,8 +131,13 @@ class Configuration:
     timing: str = "exact"
     min_duration: float | None = None
     max_duration: float | None = None
+    source: str = "generate"
 
     def __post_init__(self):
+        if self.source not in ("generate", "reconstruct"):
+            raise ValueError(
+                f"Configuration.source must be 'generate' or 'reconstruct', got {self.source!r}."
+            )
         if self.prompt not in ("caption", "empty"):
             raise ValueError(f"Configuration.prompt must be 'caption' or 'empty', got {self.prompt!r}.")
         if self.onsets not in (None, "ground_truth", "detector"):
@@ -175,6 +184,11 @@ CONFIGURATIONS: dict[str, Configuration] = {
             timing="release",
             min_duration=8.0,
             max_duration=10.0,
+        ),
+        Configuration(
+            "autoencoder_ceiling",
+            "ground-truth audio through the model's VAE and vocoder, no denoising (the ceiling)",
+            source="reconstruct",
         ),
     )
 }
@@ -475,6 +489,10 @@ def _generate_in_worker(job) -> tuple[np.ndarray, float]:
 
 
 def _generate(pipe, record, configuration, steps, guidance_scale, seed, pipeline_kwargs, torch) -> np.ndarray:
+    if configuration.source == "reconstruct":
+        from .classifier import read_wav
+
+        return pipe.autoencode_audio(read_wav(record["audio_path"])[0])
     kwargs = {
         "prompt": record["caption"] if configuration.prompt == "caption" else "",
         "video": record["video_path"],
