@@ -581,8 +581,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=self.n_mels
         )
         image = log_mel_to_image(mel(audio))
-        columns = -(-math.ceil(audio.numel() / timeline.hop_length) // self.vae_scale_factor)
-        columns *= self.vae_scale_factor
+        # The mel columns the clip covers, rounded up to a whole number of latent columns.
+        latent_columns = math.ceil(math.ceil(audio.numel() / timeline.hop_length) / self.vae_scale_factor)
+        columns = latent_columns * self.vae_scale_factor
         image = torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
         device, dtype = self._execution_device, self.vae.dtype
         posterior = self.vae.encode((image * 2 - 1).to(device=device, dtype=dtype)).latent_dist
@@ -642,8 +643,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             timestamp_mask: a ready +-1 mask (columns,) or (B, columns).
             onset_threshold: detector probability at or above which a frame counts as an onset (0.5).
             onset_mask: how detector probabilities become the timestamp mask: ``"events"`` (each run
-                of onset frames becomes one onset at the middle of its first frame's span, marked for
-                0.1 s like a given onset: the masks the temporal controller is trained on) or
+                of onset frames becomes one onset at the run's probability-weighted centre, marked
+                for 0.1 s like a given onset: the masks the temporal controller is trained on) or
                 ``"frames"`` (each mel column takes its detector frame's decision, as the release
                 does). Default: ``"frames"`` with ``timing="release"``, else ``"events"``.
             timing: ``"exact"`` (100 mel columns/s, as the vocoder renders) or ``"release"`` (the

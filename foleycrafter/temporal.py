@@ -103,6 +103,14 @@ def _embedding_channels(state_dict: dict) -> dict:
     return {"conditioning_embedding_out_channels": tuple(int(c) for c in channels)}
 
 
+def _probability_frames(probabilities, dtype: torch.dtype) -> np.ndarray:
+    """Per-frame detector probabilities (a sequence, array or tensor) as a 1-D numpy array."""
+    array = np.asarray(torch.as_tensor(probabilities, dtype=dtype).cpu())
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"onset probabilities must have shape (frames,), got {array.shape}.")
+    return array
+
+
 def mask_from_probabilities(
     probabilities: np.ndarray | torch.Tensor,
     duration: float,
@@ -123,9 +131,7 @@ def mask_from_probabilities(
     Returns:
         float32 array (window_columns,) of +-1.
     """
-    probabilities = np.asarray(torch.as_tensor(probabilities, dtype=torch.float32).cpu())
-    if probabilities.ndim != 1 or probabilities.size == 0:
-        raise ValueError(f"onset probabilities must have shape (frames,), got {probabilities.shape}.")
+    probabilities = _probability_frames(probabilities, torch.float32)
     mask = -np.ones(timeline.window_columns, dtype=np.float32)
     frames = timeline.column_to_detector_frame(duration, num_frames=probabilities.size)
     mask[: frames.size] = np.where(probabilities[frames] >= threshold, 1.0, -1.0)
@@ -232,9 +238,7 @@ def onsets_from_probabilities(
     Returns:
         sorted onset times in seconds, each in ``[0, duration)``.
     """
-    probabilities = np.asarray(torch.as_tensor(probabilities, dtype=torch.float64).cpu())
-    if probabilities.ndim != 1 or probabilities.size == 0:
-        raise ValueError(f"onset probabilities must have shape (frames,), got {probabilities.shape}.")
+    probabilities = _probability_frames(probabilities, torch.float64)
     if not (np.isfinite(duration) and duration > 0):
         raise ValueError(f"duration must be a positive number of seconds, got {duration}.")
     if position not in ONSET_POSITIONS:

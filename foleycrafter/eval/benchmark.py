@@ -788,11 +788,16 @@ def run(args: argparse.Namespace) -> int:
             with open(path, encoding="utf-8") as f:
                 parts.append(json.load(f))
         results = merge_results(parts, names=args.merge)
-        print(format_table(results))
-        if args.out:
-            write_results(results, args.out)
-            print(f"wrote {args.out}")
-        return 0
+    else:
+        results = _evaluate_from_args(args)
+    print(format_table(results))
+    if args.out:
+        write_results(results, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _evaluate_from_args(args: argparse.Namespace) -> dict:
     if not args.data:
         raise ValueError("--data is required: the SynthFoley dataset root (holding <split>/metadata.jsonl).")
     model = (
@@ -806,7 +811,7 @@ def run(args: argparse.Namespace) -> int:
         )
     classifier = None if str(args.classifier).lower() == "none" else args.classifier
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    results = evaluate_model(
+    return evaluate_model(
         model,
         args.data,
         split=args.split,
@@ -824,11 +829,6 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         log=log,
     )
-    print(format_table(results))
-    if args.out:
-        write_results(results, args.out)
-        print(f"wrote {args.out}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
