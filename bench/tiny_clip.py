@@ -6,10 +6,11 @@ the 4 s clip.
 
 Cases (each a whole ``pipe(video=..., prompt="")`` call, model loaded once, repetitions interleaved):
 
-* ``release``: every frame decoded at full size, 150 CLIP / detector frames, the saved sampler
-  (PNDM) at 25 steps, fp32: what the release does.
-* ``fast``: the sampler and step count given by ``--fast-scheduler`` / ``--fast-steps`` (DPM-Solver++
-  at 12 steps unless told), frames decoded at a 256-pixel short side, as the CLI does.
+* ``release``: every frame decoded at full size, 150 CLIP / detector frames, PNDM at 25 steps,
+  fp32: what the release does.
+* ``fast``: what ``pipe(video=...)`` and the CLI do by default: the model's saved sampler at its
+  ``default_num_inference_steps`` (``--fast-scheduler`` / ``--fast-steps`` override them), frames
+  decoded at a 256-pixel short side, in ``--fast-dtype`` (default float32).
 
 Wall seconds and CPU seconds are both reported; the ratio is release / fast (> 1: fast is faster).
 """
@@ -40,19 +41,28 @@ def write_clip(folder: Path, seconds: float, seed: int = 0) -> Path:
 
 
 def measure(
-    model, seconds: float, repeats: int, fast_scheduler: str, fast_steps: int, steps: int = 25
+    model,
+    seconds: float,
+    repeats: int,
+    fast_scheduler: str = "saved",
+    fast_steps: int | None = None,
+    fast_dtype: str = "float32",
 ) -> dict:
     """Median wall / CPU seconds of the release-equivalent and fast settings on one clip of ``seconds``."""
     import torch
 
     from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.defaults import RELEASE_NUM_INFERENCE_STEPS
     from foleycrafter.schedulers import set_scheduler
 
+    steps = RELEASE_NUM_INFERENCE_STEPS
     release = FoleyCrafterPipeline.from_pretrained(model)
     release.set_progress_bar_config(disable=True)
-    fast = FoleyCrafterPipeline(**release.components, window_columns=release.config.window_columns)
+    set_scheduler(release, "pndm")
+    fast = FoleyCrafterPipeline.from_pretrained(model, dtype=getattr(torch, fast_dtype))
     fast.set_progress_bar_config(disable=True)
     set_scheduler(fast, fast_scheduler)
+    fast_steps = fast_steps or int(fast.config.default_num_inference_steps)
     with tempfile.TemporaryDirectory() as folder:
         video = str(write_clip(Path(folder), seconds))
 
@@ -82,8 +92,8 @@ def measure(
     speedup = _common.ratio(rows[0]["wall_s"], rows[1]["wall_s"])
     return {
         "clip_seconds": seconds,
-        "release": f"saved sampler ({type(release.scheduler).__name__}) x {steps}, full frames",
-        "fast": f"{fast_scheduler} ({type(fast.scheduler).__name__}) x {fast_steps}, 256 px frames",
+        "release": f"{type(release.scheduler).__name__} x {steps}, full frames, float32",
+        "fast": f"{fast_scheduler} ({type(fast.scheduler).__name__}) x {fast_steps}, 256 px frames, {fast_dtype}",
         "rows": rows,
         "speedup_wall": speedup,
         "speedup_cpu": _common.ratio(rows[0]["cpu_s"], rows[1]["cpu_s"]),
@@ -95,8 +105,13 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="a native model folder")
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--fast-scheduler", default="dpm++")
-    parser.add_argument("--fast-steps", type=int, default=12)
+    parser.add_argument(
+        "--fast-scheduler", default="saved", help="sampler of the fast case (default: the model's)"
+    )
+    parser.add_argument(
+        "--fast-steps", type=int, default=None, help="steps of the fast case (default: the model's)"
+    )
+    parser.add_argument("--fast-dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     _common.set_threads(args.threads)
     _common.quiet_libraries()
@@ -104,7 +119,9 @@ def main() -> None:
         sys.exit(f"no model folder at {args.model}; pass --model (e.g. a folder written by build_tiny)")
     env = _common.environment(args.threads)
     _common.print_header(f"tiny model end to end, {args.seconds:g} s clip ({args.model})", env)
-    result = measure(args.model, args.seconds, args.repeats, args.fast_scheduler, args.fast_steps)
+    result = measure(
+        args.model, args.seconds, args.repeats, args.fast_scheduler, args.fast_steps, args.fast_dtype
+    )
     print(f"release = {result['release']};  fast = {result['fast']}")
     _common.print_table(result["rows"])
     print(f"speed-up release/fast: wall {result['speedup_wall']:.2f}x, CPU {result['speedup_cpu']:.2f}x")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import logging
 import math
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import DEFAULT_MODEL, MODEL_ENV
+from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 
 logger = logging.getLogger(__name__)
 
@@ -129,16 +129,19 @@ def model_folder(text: str | None) -> Path:
     return folder
 
 
-def model_temporal_scale(text: str | None) -> float:
-    """The ``default_temporal_scale`` the model folder names in its model_index.json (read without
-    loading the model), else the release's 0.2."""
-    from .pipeline import DEFAULT_TEMPORAL_SCALE
+def model_defaults(text: str | None) -> tuple[float, int]:
+    """The ``(default_temporal_scale, default_num_inference_steps)`` the model folder names in its
+    model_index.json (read without loading the model), else the release's (0.2, 25)."""
+    from .pipeline import FoleyCrafterPipeline
 
     try:
-        index = json.loads((model_folder(text) / "model_index.json").read_text())
-        return float(index.get("default_temporal_scale", DEFAULT_TEMPORAL_SCALE))
-    except (DemoError, OSError, ValueError, TypeError):
-        return DEFAULT_TEMPORAL_SCALE
+        config = FoleyCrafterPipeline.load_config(model_folder(text))
+    except (DemoError, OSError, ValueError):
+        config = {}
+    return (
+        float(config.get("default_temporal_scale", RELEASE_TEMPORAL_SCALE)),
+        int(config.get("default_num_inference_steps", RELEASE_NUM_INFERENCE_STEPS)),
+    )
 
 
 def model_banner(text: str | None) -> str:
@@ -279,7 +282,7 @@ class PipelineCache:
         self._lock = threading.Lock()
 
     def get(self, folder: Path):
-        from .cli import resolve_device_and_dtype
+        from .cli import place_pipeline, resolve_device_and_dtype
         from .pipeline import FoleyCrafterPipeline
 
         folder = folder.resolve()
@@ -294,7 +297,7 @@ class PipelineCache:
             while len(self._pipes) >= self.size:
                 self._pipes.popitem(last=False)
             device, dtype = resolve_device_and_dtype(self.device, "auto")
-            pipe = FoleyCrafterPipeline.from_pretrained(folder, dtype=dtype).to(device)
+            pipe = place_pipeline(FoleyCrafterPipeline.from_pretrained(folder, dtype=dtype), device, dtype)
             pipe.set_progress_bar_config(leave=False)
             self._pipes[key] = pipe
             return pipe
@@ -575,6 +578,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             _onset_summary(times, source),
         )
 
+    default_temporal_scale, default_steps = model_defaults(options.model)
     with gr.Blocks(title="FoleyCrafter demo", analytics_enabled=False) as app:
         gr.Markdown(
             "# FoleyCrafter: sound for silent video\n"
@@ -611,13 +615,13 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                         temporal_scale = gr.Slider(
                             0,
                             2,
-                            value=model_temporal_scale(options.model),
+                            value=default_temporal_scale,
                             step=0.05,
                             label="Temporal scale",
                             info="how strongly the sound follows the onsets (0 = off)",
                         )
                     with gr.Row():
-                        steps = gr.Slider(1, 100, value=25, step=1, label="Steps", elem_id="steps")
+                        steps = gr.Slider(1, 100, value=default_steps, step=1, label="Steps", elem_id="steps")
                         guidance_scale = gr.Slider(0, 15, value=7.5, step=0.5, label="Guidance scale")
                     with gr.Row():
                         threshold = gr.Slider(
@@ -678,7 +682,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         report = gr.State(None)
 
         folder.change(model_banner, folder, banner, queue=False)
-        folder.change(model_temporal_scale, folder, temporal_scale, queue=False)
+        folder.change(model_defaults, folder, [temporal_scale, steps], queue=False)
         video.change(
             on_video,
             [video, threshold],

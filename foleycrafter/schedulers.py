@@ -29,3 +29,33 @@ def set_scheduler(pipe, name: str) -> None:
     if class_name is None:
         return
     pipe.scheduler = getattr(diffusers, class_name).from_config(pipe.scheduler.config, **extra)
+
+
+def add_sampler_arguments(parser) -> None:
+    """``--steps`` and ``--scheduler`` for an ``argparse`` parser; both default to the model's own
+    (``None`` steps: its ``default_num_inference_steps``; ``"saved"``: its saved sampler)."""
+
+    import argparse
+
+    def positive_int(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+        return value
+
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="denoising steps (default: the model's own, 25 for the released weights and the bundled model)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        choices=list(SCHEDULERS),
+        default="saved",
+        help="sampler (default: the one saved with the model, PNDM for the released weights; "
+        "--scheduler pndm --steps 25 samples as the release does with any model)",
+    )

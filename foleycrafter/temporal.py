@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -258,6 +259,83 @@ def onsets_from_probabilities(
     return times
 
 
+@dataclass(frozen=True)
+class WindowDetection:
+    """The onset detector's output on one model window of a video.
+
+    Attributes:
+        start_seconds, end_seconds: the window's span in the video (s).
+        duration: seconds of video its frames cover (less than the span where the video ends first).
+        frame_times: (T,) times of its sampled frames in the video (s).
+        probabilities: (T,) onset probability of each frame.
+        owned: ``(low, high)`` seconds this window answers for: where windows overlap, each frame and
+            onset belongs to the window whose middle is nearer (``-inf``/``inf`` at the ends).
+    """
+
+    start_seconds: float
+    end_seconds: float
+    duration: float
+    frame_times: np.ndarray
+    probabilities: np.ndarray
+    owned: tuple[float, float]
+
+    def onsets(self, threshold: float = 0.5, position: str = "centre") -> list[float]:
+        """Onset times (s in the video) of this window's runs of frames at or above ``threshold``
+        that lie in the part it owns, placed as :func:`onsets_from_probabilities` places them."""
+        times = (
+            np.array(onsets_from_probabilities(self.probabilities, self.duration, threshold, position))
+            + self.start_seconds
+        )
+        low, high = self.owned
+        return times[(times >= low) & (times < high)].tolist()
+
+
+def detect_in_windows(
+    detector,
+    video: str | os.PathLike,
+    num_frames: int = 150,
+    short_side: int | None = 256,
+    timeline: Timeline | None = None,
+    window_overlap: float = 1.0,
+) -> list[WindowDetection]:
+    """Run the onset detector over a video file, window by window as generation does.
+
+    Each model window (``timeline.window_seconds``: 10.24 s by default; pass ``pipe.timeline()``
+    for a model with another window) gets ``num_frames`` frames sampled uniformly (decoded with
+    ``short_side`` pixels, ``None``: full size).
+    """
+    timeline = timeline or Timeline()
+    info = read_video_info(video)
+    plan = plan_windows(
+        timeline.seconds_to_samples(info.duration),
+        timeline.window_samples,
+        timeline.sample_rate,
+        window_overlap,
+    )
+    detections = []
+    for index, window in enumerate(plan):
+        clip = load_clip(
+            video,
+            num_frames=num_frames,
+            start_seconds=window.start_seconds,
+            end_seconds=min(window.end_seconds, info.duration),
+            short_side=short_side,
+        )
+        low = (plan[index - 1].end_seconds + window.start_seconds) / 2 if index > 0 else -np.inf
+        high = (window.end_seconds + plan[index + 1].start_seconds) / 2 if index + 1 < len(plan) else np.inf
+        detections.append(
+            WindowDetection(
+                start_seconds=window.start_seconds,
+                end_seconds=window.end_seconds,
+                duration=clip.duration,
+                frame_times=clip.frame_times + window.start_seconds,
+                probabilities=detector.detect(clip.frames[None])[0].float().numpy(),
+                owned=(low, high),
+            )
+        )
+    return detections
+
+
 def detect_video_onsets(
     detector,
     video: str | os.PathLike,
@@ -268,52 +346,27 @@ def detect_video_onsets(
     window_overlap: float = 1.0,
     position: str = "centre",
 ) -> dict:
-    """Run the onset detector over a video file, window by window as generation does.
-
-    Each model window (``timeline.window_seconds``: 10.24 s by default; pass ``pipe.timeline()``
-    for a model with another window) gets ``num_frames`` frames sampled uniformly; where windows
-    overlap, each frame and each onset is taken from the window whose middle is nearer.
+    """Onsets of a video file, detected window by window as generation does (:func:`detect_in_windows`).
 
     Returns:
         A JSON-ready dict: ``video``, ``duration`` (s), ``threshold``, ``onsets`` (s, one per run of
         frames at or above the threshold, placed as :func:`onsets_from_probabilities` places them
         with ``position``), ``frames`` (``times`` in s and ``probabilities`` of every sampled
-        frame), ``windows`` (``[start, end]`` s).
+        frame, each from the window that owns it), ``windows`` (``[start, end]`` s).
     """
-    timeline = timeline or Timeline()
-    info = read_video_info(video)
-    plan = plan_windows(
-        timeline.seconds_to_samples(info.duration),
-        timeline.window_samples,
-        timeline.sample_rate,
-        window_overlap,
-    )
+    windows = detect_in_windows(detector, video, num_frames, short_side, timeline, window_overlap)
     times, probabilities, onsets = [], [], []
-    for index, window in enumerate(plan):
-        clip = load_clip(
-            video,
-            num_frames=num_frames,
-            start_seconds=window.start_seconds,
-            end_seconds=min(window.end_seconds, info.duration),
-            short_side=short_side,
-        )
-        frame_times = clip.frame_times + window.start_seconds
-        frame_probabilities = detector.detect(clip.frames[None])[0].float().numpy()
-        low = (plan[index - 1].end_seconds + window.start_seconds) / 2 if index > 0 else -np.inf
-        high = (window.end_seconds + plan[index + 1].start_seconds) / 2 if index + 1 < len(plan) else np.inf
-        keep = (frame_times >= low) & (frame_times < high)
-        times.extend(frame_times[keep].tolist())
-        probabilities.extend(frame_probabilities[keep].tolist())
-        window_onsets = (
-            np.array(onsets_from_probabilities(frame_probabilities, clip.duration, threshold, position))
-            + window.start_seconds
-        )
-        onsets.extend(window_onsets[(window_onsets >= low) & (window_onsets < high)].tolist())
+    for window in windows:
+        low, high = window.owned
+        keep = (window.frame_times >= low) & (window.frame_times < high)
+        times.extend(window.frame_times[keep].tolist())
+        probabilities.extend(window.probabilities[keep].tolist())
+        onsets.extend(window.onsets(threshold, position))
     return {
         "video": str(video),
-        "duration": info.duration,
+        "duration": read_video_info(video).duration,
         "threshold": threshold,
         "onsets": onsets,
         "frames": {"times": times, "probabilities": probabilities},
-        "windows": [[w.start_seconds, w.end_seconds] for w in plan],
+        "windows": [[window.start_seconds, window.end_seconds] for window in windows],
     }

@@ -110,8 +110,33 @@ def test_clip_frames_curve_and_skip(bench, tmp_path):
     assert result["seconds_per_frame"] > 0
 
 
+def test_end_to_end_projects_each_case_from_its_stamps(bench, tmp_path):
+    end_to_end = bench("end_to_end")
+    frame_reading = bench("frame_reading")
+    video = frame_reading.make_video(tmp_path / "v.mp4", seconds=1, width=64, height=48)
+    result = end_to_end.measure(tiny=True, steps=2, repeats=1, video=str(video))
+    assert [row["case"] for row in result["rows"]] == list(end_to_end.CASES)
+    assert result["pndm25_evaluations"] == 26 and result["dpm12_evaluations"] == 12
+    for (call,) in result["calls"].values():
+        assert call["evaluations"] == 3  # PNDM at 2 steps evaluates one timestep twice
+        # The projection of the steps actually run gives back the call's own wall time.
+        assert end_to_end.projected(call, call["evaluations"]) == pytest.approx(call["wall_s"])
+        assert call["stages_s"]["CLIP image encoder"] > 0 and call["stages_s"]["VAE decode"] > 0
+    for row in result["rows"]:
+        assert row["pndm25_s"] > row["before_s"] > 0
+    assert result["speedup_fast"] > 0 and result["fast_dpm12_s"] < result["rows"][2]["pndm25_s"]
+
+
 def test_scripts_import_without_side_effects(bench):
     # Each script must be importable (tests use its functions) and expose main().
-    for name in ("step_overhead", "frame_reading", "efficiency", "memory", "clip_frames"):
+    for name in (
+        "step_overhead",
+        "frame_reading",
+        "efficiency",
+        "memory",
+        "clip_frames",
+        "end_to_end",
+        "tiny_clip",
+    ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent

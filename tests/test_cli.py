@@ -133,6 +133,29 @@ def test_keep_original_audio_adds_a_second_track(videos, native_model, tmp_path)
     assert read_video_info(tmp_path / "both.mp4").audio_streams == 2
 
 
+def test_sampler_and_steps_default_to_the_models_own(videos, native_model, tmp_path):
+    """No --steps: the model folder's default_num_inference_steps; --scheduler swaps the sampler."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(native_model, model)
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["scheduler"] == ["diffusers", "PNDMScheduler"]
+    (model / "model_index.json").write_text(json.dumps({**index, "default_num_inference_steps": 2}))
+
+    def audio(name, *options):
+        target = tmp_path / f"{name}.wav"
+        main(["generate", str(videos["silent_15"]), "-o", str(target), "--model", str(model), "--quiet", *options])  # fmt: skip
+        return read_audio_track(target, sample_rate=SR)
+
+    saved_default = audio("saved_default")
+    np.testing.assert_array_equal(saved_default, audio("saved_2", "--steps", "2"))
+    assert not np.allclose(saved_default, audio("saved_3", "--steps", "3"))
+    # PNDM rebuilt from the saved config is the saved sampler; DPM-Solver++ is another.
+    np.testing.assert_array_equal(saved_default, audio("pndm_2", "--scheduler", "pndm"))
+    assert not np.allclose(saved_default, audio("dpm_2", "--scheduler", "dpm++"))
+
+
 def test_real_clips(shared_media, native_model, tmp_path):
     result = run_cli(
         "generate", shared_media / "video" / "*.mp4", "-o", tmp_path, "--steps", "1", "--model", native_model
@@ -286,6 +309,30 @@ def test_output_over_the_input_is_refused(videos, native_model, capsys):
 def test_bad_arguments_exit_2():
     result = run_cli("generate", "x.mp4", "--onsets", "0.5,abc")
     assert result.returncode == 2 and "seconds separated by commas" in result.stderr
+
+
+def test_auto_dtype_is_bfloat16_only_on_cpus_that_compute_it(monkeypatch, native_model):
+    import torch
+
+    from foleycrafter import FoleyCrafterPipeline, cli
+
+    monkeypatch.setattr(cli, "cpu_has_native_bfloat16", lambda: True)
+    assert cli.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.bfloat16)
+    assert cli.resolve_device_and_dtype("cpu", "float32")[1] == torch.float32
+    monkeypatch.setattr(cli, "cpu_has_native_bfloat16", lambda: False)
+    assert cli.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.float32)
+
+    # bfloat16 on CPU is laid out channels-last; float32 keeps the default layout.
+    def channels_last(pipe):
+        convs = (pipe.unet.conv_in, pipe.controlnet.conv_in, pipe.vae.decoder.conv_in)
+        return [conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs]
+
+    cpu = torch.device("cpu")
+    fp32 = cli.place_pipeline(FoleyCrafterPipeline.from_pretrained(native_model), cpu, torch.float32)
+    assert channels_last(fp32) == [False, False, False]
+    bf16 = FoleyCrafterPipeline.from_pretrained(native_model, dtype=torch.bfloat16)
+    bf16 = cli.place_pipeline(bf16, cpu, torch.bfloat16)
+    assert channels_last(bf16) == [True, True, True]
 
 
 def test_missing_model_says_what_to_pass(videos, monkeypatch, capsys, tmp_path):

@@ -226,8 +226,8 @@ def test_model_and_video_checks(tmp_path, test_video):
         DemoError,
         check_video,
         model_banner,
+        model_defaults,
         model_folder,
-        model_temporal_scale,
     )
 
     if not DEFAULT_MODEL.is_dir():
@@ -238,12 +238,16 @@ def test_model_and_video_checks(tmp_path, test_video):
     with pytest.raises(DemoError, match="no model_index.json"):
         model_folder(str(tmp_path))
     assert model_banner("").startswith("**Model missing.**")
-    # The temporal slider starts at the model's own default, read without loading the model.
-    (tmp_path / "model_index.json").write_text('{"default_temporal_scale": 0.5}')
-    assert model_temporal_scale(str(tmp_path)) == 0.5
+    # The temporal and steps sliders start at the model's own defaults, read without loading the model.
+    (tmp_path / "model_index.json").write_text(
+        '{"default_temporal_scale": 0.5, "default_num_inference_steps": 12}'
+    )
+    assert model_defaults(str(tmp_path)) == (0.5, 12)
     (tmp_path / "model_index.json").write_text("{}")
-    assert model_temporal_scale(str(tmp_path)) == 0.2
-    assert model_temporal_scale(str(tmp_path / "missing")) == 0.2
+    assert model_defaults(str(tmp_path)) == (0.2, 25)
+    assert model_defaults(str(tmp_path / "missing")) == (0.2, 25)
+    (tmp_path / "model_index.json").write_text("{not json")
+    assert model_defaults(str(tmp_path)) == (0.2, 25)
 
     assert check_video(test_video, max_upload_mb=1, max_seconds=60).duration == pytest.approx(VIDEO_SECONDS)
     with pytest.raises(DemoError, match="up to 0.001 MB"):

@@ -275,6 +275,22 @@ def test_set_scheduler_keeps_the_noise_schedule_and_names_bad_choices(model_fold
         set_scheduler(pipe, "fast")
 
 
+def test_eval_takes_the_models_default_steps(release_pipe, tiny_split):
+    """Without ``steps`` the evaluation runs what a user gets: the model's saved step count."""
+    from foleycrafter import FoleyCrafterPipeline
+
+    pipe = FoleyCrafterPipeline(**release_pipe.components, default_num_inference_steps=2)
+    pipe.set_progress_bar_config(disable=True)
+    settings = dict(configurations=["base_empty_prompt"], max_clips=1, classifier=None)
+    by_default = benchmark.evaluate_model(pipe, tiny_split, **settings)
+    assert by_default["settings"]["steps"] == 2
+    explicit = benchmark.evaluate_model(pipe, tiny_split, steps=2, **settings)
+    assert by_default["configurations"][0]["metrics"]["f1"] == explicit["configurations"][0]["metrics"]["f1"]
+    assert [row["estimated_onsets"] for row in by_default["configurations"][0]["clips"]] == [
+        row["estimated_onsets"] for row in explicit["configurations"][0]["clips"]
+    ]
+
+
 def test_eval_in_two_worker_processes_matches_one_process(model_folder, tiny_split):
     import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import numpy as np
@@ -291,6 +292,38 @@ def test_model_default_temporal_scale_is_saved_and_used(release_pipe, clip, tmp_
     assert generate(variant(release_pipe, default_temporal_scale=0.0), clip).timestamp_masks is None
     with pytest.raises(ValueError, match="default_temporal_scale"):
         variant(release_pipe, default_temporal_scale=-1.0)
+
+
+def test_model_default_num_inference_steps_is_saved_and_used(release_pipe, clip, tmp_path):
+    assert release_pipe.config.default_num_inference_steps == 25  # the release's
+    short = variant(release_pipe, default_num_inference_steps=2)
+    timesteps = []
+
+    def count(pipe, step, timestep, tensors):
+        timesteps.append(int(timestep))
+        return {}
+
+    by_default = generate(short, clip, num_inference_steps=None, callback_on_step_end=count).audios[0]
+    assert len(timesteps) == 3  # PNDM without PRK steps evaluates one timestep twice
+    np.testing.assert_array_equal(by_default, generate(short, clip, num_inference_steps=2).audios[0])
+    assert not np.allclose(by_default, generate(short, clip, num_inference_steps=3).audios[0])
+    short.save_pretrained(tmp_path / "short")
+    assert FoleyCrafterPipeline.from_pretrained(tmp_path / "short").config.default_num_inference_steps == 2
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="default_num_inference_steps"):
+            variant(release_pipe, default_num_inference_steps=bad)
+
+
+def test_channels_last_changes_only_the_rounding(release_pipe, clip):
+    reference = generate(release_pipe, clip, onsets=[1.0]).audios[0]
+    nhwc = variant(
+        release_pipe,
+        **{name: copy.deepcopy(getattr(release_pipe, name)) for name in ("unet", "controlnet", "vae")},
+    )
+    nhwc.enable_channels_last()
+    assert nhwc.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not release_pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(generate(nhwc, clip, onsets=[1.0]).audios[0], reference, atol=1e-4)
 
 
 def test_batch_of_prompts_matches_single_runs(release_pipe, clip):

@@ -19,8 +19,10 @@ class SmearedDetector:
 
     def __init__(self, onsets, duration):
         self.onsets, self.duration = onsets, duration
+        self.calls = 0
 
     def detect(self, frames):
+        self.calls += 1
         count = frames.shape[1]
         probabilities = torch.zeros(1, count)
         for t in self.onsets:
@@ -42,6 +44,7 @@ def test_centre_placement_finds_what_first_frame_placement_misses(tmp_path):
         onset_detector=SmearedDetector(record["onsets"], record["duration"]), timeline=lambda: Timeline()
     )
     results = evaluate_video_onsets(pipe, [record])
+    assert pipe.onset_detector.calls == 1  # one pass per clip serves both placements
     centre, first = results["centre"], results["first"]
     assert centre["num_estimated"] == first["num_estimated"] == len(record["onsets"])
     # 150 frames over 3 s: 20 ms each. The centre lands within half a frame; the first frame of a

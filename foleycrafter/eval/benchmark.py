@@ -67,7 +67,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio_onsets import detect_audio_onsets
-from ..schedulers import SCHEDULERS, set_scheduler
+from ..defaults import RELEASE_TEMPORAL_SCALE
+from ..schedulers import add_sampler_arguments, set_scheduler
 from .onset_metrics import (
     DEFAULT_AP_TOLERANCE,
     DEFAULT_TOLERANCE,
@@ -77,9 +78,6 @@ from .onset_metrics import (
     onset_prf,
 )
 
-#: The temporal weight the built-in configurations are declared with; at run time they take the
-#: model's ``default_temporal_scale`` (this value, the release's, unless the model names another).
-DEFAULT_TEMPORAL_SCALE = 0.2
 #: The audio onset detector's own default minimum interval (ms), so evaluation and training labels agree.
 DEFAULT_MIN_INTERVAL_MS = float(inspect.signature(detect_audio_onsets).parameters["min_interval_ms"].default)
 #: ``classifier=DEFAULT_CLASSIFIER`` means the bundled one in ``checkpoints/synthfoley-classifier``.
@@ -164,7 +162,7 @@ CONFIGURATIONS: dict[str, Configuration] = {
         Configuration(
             "temporal_gt_onsets",
             "+ temporal controller, ground-truth onsets (caption prompt)",
-            temporal_scale=DEFAULT_TEMPORAL_SCALE,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
             prompt="caption",
             onsets="ground_truth",
         ),
@@ -172,14 +170,14 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "both_detected",
             "+ both, detected onsets (the default)",
             semantic_scale=1.0,
-            temporal_scale=DEFAULT_TEMPORAL_SCALE,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
             onsets="detector",
         ),
         Configuration(
             "both_detected_release_timing",
             'same, timing="release", 8-10 s clips',
             semantic_scale=1.0,
-            temporal_scale=DEFAULT_TEMPORAL_SCALE,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
             onsets="detector",
             timing="release",
             min_duration=8.0,
@@ -201,7 +199,7 @@ def evaluate_model(
     split: str = "test",
     configurations: Sequence[str | Configuration] | None = None,
     max_clips: int | None = None,
-    steps: int = 25,
+    steps: int | None = None,
     guidance_scale: float = 7.5,
     seed: int = 42,
     device: str = "cpu",
@@ -225,7 +223,8 @@ def evaluate_model(
             table's order (``None``: all built-in ones).
         max_clips: evaluate the first N clips of the split (``None``: all). A configuration with a
             duration filter takes the first N clips that pass it.
-        steps: denoising steps per clip.
+        steps: denoising steps per clip (``None``: the model's ``default_num_inference_steps``, as the
+            pipeline uses).
         guidance_scale: classifier-free guidance weight.
         seed: clip ``i`` is generated with a CPU ``torch.Generator`` seeded ``seed + i``.
         device: ``"cpu"``, ``"cuda"``, ... for the pipeline and the classifier.
@@ -258,7 +257,7 @@ def evaluate_model(
 
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"max_clips must be a positive number of clips, got {max_clips!r}.")
-    if not isinstance(steps, int) or steps < 1:
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}.")
@@ -272,6 +271,8 @@ def evaluate_model(
         raise ValueError(f"the {split} split of {dataset_root} has no clips.")
     pipe, model_name = _load_pipeline(model_folder, device, dtype)
     set_scheduler(pipe, scheduler)
+    if steps is None:
+        steps = int(pipe.config.default_num_inference_steps)
     if temporal_scale is None:
         model_scale = float(pipe.config.default_temporal_scale)
         chosen = [
@@ -323,6 +324,8 @@ def evaluate_model(
         },
         "configurations": [],
     }
+    if dtype is not None:
+        results["settings"]["dtype"] = str(dtype).removeprefix("torch.")
 
     plans = []  # (entry, configuration, clips) of the configurations that run
     for configuration in chosen:
@@ -725,18 +728,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "run per configuration) into one table (and --out)",
     )
     parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BASELINE_JSON", "CANDIDATE_JSON"),
+        help="generate nothing: is the candidate worse than the baseline beyond noise? A paired "
+        "bootstrap over the clips of two results files of the same split (e.g. two samplers)",
+    )
+    parser.add_argument(
         "--configurations",
         default=",".join(CONFIGURATIONS),
         help=f"comma-separated configurations (default: all): {', '.join(CONFIGURATIONS)}",
     )
     parser.add_argument("--max-clips", type=_positive_int, default=None, help="only the first N clips")
-    parser.add_argument("--steps", type=_positive_int, default=25, help="denoising steps (default 25)")
-    parser.add_argument(
-        "--scheduler",
-        choices=list(SCHEDULERS),
-        default="saved",
-        help="sampler (default: the model's saved one, PNDM for the release and the tiny model)",
-    )
+    add_sampler_arguments(parser)
     parser.add_argument(
         "--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default 7.5)"
     )
@@ -770,6 +774,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument(
+        "--dtype",
+        choices=["saved", "float32", "bfloat16", "float16"],
+        default="saved",
+        help="precision to load the model in (default: the saved one, float32 for the tiny model)",
+    )
+    parser.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
@@ -782,12 +792,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``foleycrafter eval``: print the table, write the JSON; returns the exit code (0).
     Problems with the inputs raise ``ValueError`` / ``FileNotFoundError``."""
+    if args.compare:
+        from .compare import compare_results, format_comparison
+
+        baseline, candidate = (_read_results(path) for path in args.compare)
+        comparison = compare_results(baseline, candidate)
+        print(format_comparison(comparison, args.compare))
+        if args.out:
+            write_results({"compared": [os.fspath(p) for p in args.compare], **comparison}, args.out)
+            print(f"wrote {args.out}")
+        return 0
     if args.merge:
-        parts = []
-        for path in args.merge:
-            with open(path, encoding="utf-8") as f:
-                parts.append(json.load(f))
-        results = merge_results(parts, names=args.merge)
+        results = merge_results([_read_results(path) for path in args.merge], names=args.merge)
     else:
         results = _evaluate_from_args(args)
     print(format_table(results))
@@ -797,7 +813,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_results(path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a results file of foleycrafter eval (not JSON: {error}).") from None
+    if not isinstance(results, dict) or "configurations" not in results:
+        raise ValueError(f"{path} is not a results file of foleycrafter eval (it has no configurations).")
+    return results
+
+
 def _evaluate_from_args(args: argparse.Namespace) -> dict:
+    import torch
+
     if not args.data:
         raise ValueError("--data is required: the SynthFoley dataset root (holding <split>/metadata.jsonl).")
     model = (
@@ -826,6 +855,7 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict:
         temporal_scale=args.temporal_scale,
         pipeline_kwargs=dict(args.pipeline_arg),
         scheduler=args.scheduler,
+        dtype=None if args.dtype == "saved" else getattr(torch, args.dtype),
         workers=args.workers,
         log=log,
     )

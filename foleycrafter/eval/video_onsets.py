@@ -1,7 +1,7 @@
 """How well a model's video onset detector finds the ground-truth onsets of a SynthFoley split.
 
-The detector runs as generation runs it (the model's windows, 150 frames each, the pipeline's
-threshold), its onsets are placed by :func:`foleycrafter.temporal.onsets_from_probabilities` at
+The detector runs once per clip as generation runs it (the model's windows, 150 frames each, the
+pipeline's threshold), its onsets are placed by :func:`foleycrafter.temporal.onsets_from_probabilities` at
 each ``position`` (``"centre"``: the run's probability-weighted centre, what the pipeline uses;
 ``"first"``: the run's first frame), and each placement is scored against the clips' ground-truth
 onset times with the benchmark's metrics (precision, recall, F1 at +-50 ms, mean timing error).
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..temporal import ONSET_POSITIONS, detect_video_onsets
+from ..temporal import ONSET_POSITIONS, detect_in_windows
 from .onset_metrics import DEFAULT_TOLERANCE, evaluate_onsets, match_onsets
 
 
@@ -48,17 +48,16 @@ def evaluate_video_onsets(
         raise ValueError("no clips to evaluate.")
     clips = {position: [] for position in positions}
     for record in records:
+        windows = detect_in_windows(
+            pipe.onset_detector,
+            record["video_path"],
+            num_frames=num_frames,
+            short_side=None,  # the pipeline's default: full frames
+            timeline=pipe.timeline(),
+        )
         for position in positions:
-            report = detect_video_onsets(
-                pipe.onset_detector,
-                record["video_path"],
-                threshold=threshold,
-                num_frames=num_frames,
-                short_side=None,  # the pipeline's default: full frames
-                timeline=pipe.timeline(),
-                position=position,
-            )
-            clips[position].append((record["onsets"], report["onsets"]))
+            estimated = [t for window in windows for t in window.onsets(threshold, position)]
+            clips[position].append((record["onsets"], estimated))
     results = {}
     for position, pairs in clips.items():
         metrics = evaluate_onsets([(reference, estimated, None) for reference, estimated in pairs])

@@ -1,0 +1,173 @@
+"""Is one evaluation worse than another beyond noise? A paired bootstrap over clips.
+
+Two ``foleycrafter eval`` results files of the same clips (the same split, clip ids and seeds, e.g.
+one sampler against another) are compared configuration by configuration. For each metric the
+difference ``candidate - baseline`` is recomputed on ``resamples`` bootstrap samples of the clips,
+drawn with replacement and shared by both sides (paired, so a clip that is hard for both counts
+for both). The 95 % interval of those differences says whether a change is noise:
+
+* ``worse``: the whole interval lies below zero (the candidate loses beyond noise);
+* ``better``: the whole interval lies above zero;
+* ``within noise``: the interval contains zero.
+
+Metrics: onset F1 at +-50 ms and average precision at +-100 ms (micro-averaged over the resampled
+clips, as the benchmark computes them) and semantic accuracy. The Fréchet distance is a statistic
+of the whole set and is shown without an interval.
+
+Command line::
+
+    foleycrafter eval --compare results/tiny_test/both_detected.json results/tiny_test_dpmpp12/both_detected.json
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .onset_metrics import evaluate_onsets
+
+#: Metrics with a bootstrap interval: (name in the results, what it is).
+COMPARED_METRICS = (
+    ("f1", "onset F1 @ 50 ms"),
+    ("average_precision", "onset AP @ 100 ms"),
+    ("semantic_accuracy", "semantic accuracy"),
+)
+
+
+def _clip_metrics(rows: Sequence[dict], sample: np.ndarray) -> dict[str, float | None]:
+    onsets = evaluate_onsets(
+        [
+            (rows[i]["reference_onsets"], rows[i]["estimated_onsets"], rows[i].get("estimated_strengths"))
+            for i in sample
+        ]
+    )
+    correct = [rows[i].get("semantic_correct") for i in sample]
+    semantic = None if any(c is None for c in correct) else float(np.mean(correct))
+    return {
+        "f1": onsets["f1"],
+        "average_precision": onsets["average_precision"],
+        "semantic_accuracy": semantic,
+    }
+
+
+def compare_configuration(
+    baseline: Sequence[dict], candidate: Sequence[dict], resamples: int = 1000, seed: int = 0
+) -> dict[str, dict]:
+    """Paired bootstrap of ``candidate - baseline`` over clips for the :data:`COMPARED_METRICS`.
+
+    Args:
+        baseline, candidate: per-clip rows of one configuration (``clips`` of a results entry),
+            for the same clips in the same order.
+        resamples: bootstrap samples.
+        seed: seed of the resampling.
+
+    Returns:
+        ``{metric: {"baseline", "candidate", "difference", "low", "high", "verdict"}}`` where
+        ``low``/``high`` bound the 95 % interval of the difference; a metric missing on either side
+        (e.g. no classifier) has ``None`` values and verdict ``"not measured"``.
+    """
+    ids = [row["id"] for row in baseline]
+    if ids != [row["id"] for row in candidate]:
+        raise ValueError(
+            "the two results scored different clips; compare runs of the same split and --max-clips."
+        )
+    if not ids:
+        raise ValueError("no clips to compare.")
+    everything = np.arange(len(ids))
+    base_full, cand_full = _clip_metrics(baseline, everything), _clip_metrics(candidate, everything)
+    rng = np.random.default_rng(seed)
+    differences: dict[str, list[float]] = {name: [] for name, _ in COMPARED_METRICS}
+    for _ in range(resamples):
+        sample = rng.integers(0, len(ids), len(ids))
+        base, cand = _clip_metrics(baseline, sample), _clip_metrics(candidate, sample)
+        for name, _ in COMPARED_METRICS:
+            if base[name] is not None and cand[name] is not None:
+                differences[name].append(cand[name] - base[name])
+    result = {}
+    for name, _ in COMPARED_METRICS:
+        if base_full[name] is None or cand_full[name] is None:
+            result[name] = dict.fromkeys(("baseline", "candidate", "difference", "low", "high"))
+            result[name]["verdict"] = "not measured"
+            continue
+        low, high = np.percentile(differences[name], [2.5, 97.5])
+        verdict = "worse" if high < 0 else "better" if low > 0 else "within noise"
+        result[name] = {
+            "baseline": base_full[name],
+            "candidate": cand_full[name],
+            "difference": cand_full[name] - base_full[name],
+            "low": float(low),
+            "high": float(high),
+            "verdict": verdict,
+        }
+    return result
+
+
+def compare_results(baseline: dict, candidate: dict, resamples: int = 1000, seed: int = 0) -> dict:
+    """Compare every configuration the two results files share (see :func:`compare_configuration`).
+
+    Returns:
+        ``{"baseline_settings", "candidate_settings", "configurations": {name: {metric: ...,
+        "frechet_distance": {"baseline", "candidate"}}}}``.
+
+    Raises:
+        ValueError: the files are of different splits or share no configuration.
+    """
+    if baseline.get("split") != candidate.get("split"):
+        raise ValueError(
+            f"the baseline is on the {baseline.get('split')!r} split and the candidate on "
+            f"{candidate.get('split')!r}; compare runs of the same split."
+        )
+    base_entries = {e["configuration"]["name"]: e for e in baseline["configurations"] if not e["skipped"]}
+    cand_entries = {e["configuration"]["name"]: e for e in candidate["configurations"] if not e["skipped"]}
+    shared = [name for name in base_entries if name in cand_entries]
+    if not shared:
+        raise ValueError(
+            f"the files share no evaluated configuration (baseline: {', '.join(base_entries) or 'none'}; "
+            f"candidate: {', '.join(cand_entries) or 'none'})."
+        )
+    configurations = {}
+    for name in shared:
+        compared = compare_configuration(
+            base_entries[name]["clips"], cand_entries[name]["clips"], resamples=resamples, seed=seed
+        )
+        compared["frechet_distance"] = {
+            "baseline": base_entries[name]["metrics"].get("frechet_distance"),
+            "candidate": cand_entries[name]["metrics"].get("frechet_distance"),
+        }
+        configurations[name] = compared
+    return {
+        "baseline_settings": baseline["settings"],
+        "candidate_settings": candidate["settings"],
+        "resamples": resamples,
+        "configurations": configurations,
+    }
+
+
+def format_comparison(
+    comparison: dict, names: Sequence[str | os.PathLike] = ("baseline", "candidate")
+) -> str:
+    """A plain-text table of :func:`compare_results`: one line per configuration and metric."""
+    lines = [f"baseline:  {os.fspath(names[0])}", f"candidate: {os.fspath(names[1])}"]
+    lines.append(
+        f"{'configuration':30s} {'metric':20s} {'baseline':>9s} {'candidate':>9s} {'diff':>7s}  "
+        f"95 % interval (paired bootstrap, {comparison['resamples']} resamples)"
+    )
+    for name, metrics in comparison["configurations"].items():
+        for metric, title in COMPARED_METRICS:
+            m = metrics[metric]
+            if m["difference"] is None:
+                lines.append(f"{name:30s} {title:20s} {'—':>9s} {'—':>9s} {'—':>7s}  not measured")
+                continue
+            lines.append(
+                f"{name:30s} {title:20s} {m['baseline']:9.3f} {m['candidate']:9.3f} {m['difference']:+7.3f}  "
+                f"[{m['low']:+.3f}, {m['high']:+.3f}] {m['verdict']}"
+            )
+        fd = metrics["frechet_distance"]
+        if fd["baseline"] is not None and fd["candidate"] is not None:
+            lines.append(
+                f"{name:30s} {'Fréchet distance':20s} {fd['baseline']:9.1f} {fd['candidate']:9.1f} "
+                f"{fd['candidate'] - fd['baseline']:+7.1f}  (no interval: a statistic of the whole set)"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Paired bootstrap comparison of two evaluation results (foleycrafter eval --compare)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from foleycrafter.eval import benchmark
+from foleycrafter.eval.compare import compare_configuration, compare_results
+
+
+def rows(num_clips=40, hit_rate=1.0, semantic=True, seed=0):
+    """Per-clip rows of 3 true onsets 1 s apart; a fraction ``hit_rate`` of clips are generated exactly
+    on time, the others 200 ms late (all misses)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(num_clips):
+        reference = (rng.uniform(0.5, 1.5) + np.arange(3.0)).round(3).tolist()
+        on_time = i < round(hit_rate * num_clips)
+        estimated = [t + (0.0 if on_time else 0.2) for t in reference]
+        row = {
+            "id": f"clip_{i}",
+            "reference_onsets": reference,
+            "estimated_onsets": estimated,
+            "estimated_strengths": [1.0, 0.8, 0.6],
+        }
+        if semantic:
+            row["semantic_correct"] = on_time
+        out.append(row)
+    return out
+
+
+def results_file(clip_rows, name="both_detected", split="test", frechet=10.0):
+    return {
+        "split": split,
+        "settings": {"steps": 25},
+        "configurations": [
+            {
+                "configuration": {"name": name},
+                "skipped": None,
+                "metrics": {"frechet_distance": frechet},
+                "clips": clip_rows,
+            }
+        ],
+    }
+
+
+def test_identical_runs_are_within_noise():
+    same = rows(hit_rate=0.7)
+    result = compare_configuration(same, same, resamples=50)
+    for metric in ("f1", "average_precision", "semantic_accuracy"):
+        assert result[metric]["difference"] == 0.0
+        assert result[metric]["low"] == result[metric]["high"] == 0.0
+        assert result[metric]["verdict"] == "within noise"
+    assert result["f1"]["baseline"] == pytest.approx(0.7)
+
+
+def test_a_clear_loss_is_worse_and_a_clear_gain_is_better():
+    good, bad = rows(hit_rate=0.9), rows(hit_rate=0.4)
+    worse = compare_configuration(good, bad, resamples=200)
+    assert worse["f1"]["difference"] == pytest.approx(0.4 - 0.9)
+    assert worse["f1"]["high"] < 0 and worse["f1"]["verdict"] == "worse"
+    assert worse["semantic_accuracy"]["verdict"] == "worse"
+    assert compare_configuration(bad, good, resamples=200)["average_precision"]["verdict"] == "better"
+
+
+def test_one_clip_of_forty_is_noise():
+    """Changing one clip of 40 must not be called a loss: the interval straddles zero."""
+    result = compare_configuration(rows(hit_rate=0.5), rows(hit_rate=0.475), resamples=500)
+    assert result["f1"]["difference"] < 0
+    assert result["f1"]["low"] < 0 < result["f1"]["high"] or result["f1"]["high"] == 0
+    assert result["f1"]["verdict"] == "within noise"
+
+
+def test_bad_pairs_are_refused_and_missing_metrics_reported():
+    with pytest.raises(ValueError, match="different clips"):
+        compare_configuration(rows(num_clips=5), rows(num_clips=6))
+    no_classifier = compare_configuration(rows(semantic=False), rows(semantic=False), resamples=10)
+    assert no_classifier["semantic_accuracy"]["verdict"] == "not measured"
+    with pytest.raises(ValueError, match="same split"):
+        compare_results(results_file(rows()), results_file(rows(), split="validation"))
+    with pytest.raises(ValueError, match="share no evaluated configuration"):
+        compare_results(results_file(rows()), results_file(rows(), name="semantic_empty_prompt"))
+
+
+def test_cli_compare_prints_the_verdicts_and_writes_json(tmp_path, capsys):
+    baseline, candidate = tmp_path / "a.json", tmp_path / "b.json"
+    baseline.write_text(json.dumps(results_file(rows(hit_rate=0.9))))
+    candidate.write_text(json.dumps(results_file(rows(hit_rate=0.4), frechet=30.0)))
+    parser = argparse.ArgumentParser()
+    benchmark.add_arguments(parser)
+    out = tmp_path / "comparison.json"
+    args = parser.parse_args(["--compare", str(baseline), str(candidate), "--out", str(out)])
+    assert benchmark.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "onset F1 @ 50 ms" in printed and "worse" in printed and "+20.0" in printed
+    written = json.loads(out.read_text())
+    assert written["configurations"]["both_detected"]["f1"]["verdict"] == "worse"
+    assert written["compared"] == [str(baseline), str(candidate)]
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="not JSON"):
+        benchmark.run(parser.parse_args(["--compare", str(tmp_path / "broken.json"), str(candidate)]))
