@@ -10,7 +10,8 @@ Cases (each a whole ``pipe(video=..., prompt="")`` call, model loaded once, repe
   fp32: what the release does.
 * ``fast``: what ``pipe(video=...)`` and the CLI do by default: the model's saved sampler at its
   ``default_num_inference_steps`` (``--fast-scheduler`` / ``--fast-steps`` override them), frames
-  decoded at a 256-pixel short side, in ``--fast-dtype`` (default float32).
+  decoded at a 256-pixel short side, in ``--fast-dtype`` (default ``auto``: what the CLI picks here,
+  bfloat16 laid out channels-last on a CPU with native bfloat16, else float32).
 
 Wall seconds and CPU seconds are both reported; the ratio is release / fast (> 1: fast is faster).
 """
@@ -46,12 +47,13 @@ def measure(
     repeats: int,
     fast_scheduler: str = "saved",
     fast_steps: int | None = None,
-    fast_dtype: str = "float32",
+    fast_dtype: str = "auto",
 ) -> dict:
     """Median wall / CPU seconds of the release-equivalent and fast settings on one clip of ``seconds``."""
     import torch
 
     from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.cli import place_pipeline, resolve_device_and_dtype
     from foleycrafter.defaults import RELEASE_NUM_INFERENCE_STEPS
     from foleycrafter.schedulers import set_scheduler
 
@@ -59,7 +61,9 @@ def measure(
     release = FoleyCrafterPipeline.from_pretrained(model)
     release.set_progress_bar_config(disable=True)
     set_scheduler(release, "pndm")
-    fast = FoleyCrafterPipeline.from_pretrained(model, dtype=getattr(torch, fast_dtype))
+    device, dtype = resolve_device_and_dtype("cpu", fast_dtype)
+    fast = place_pipeline(FoleyCrafterPipeline.from_pretrained(model, dtype=dtype), device, dtype)
+    fast_dtype = str(dtype).removeprefix("torch.")
     fast.set_progress_bar_config(disable=True)
     set_scheduler(fast, fast_scheduler)
     fast_steps = fast_steps or int(fast.config.default_num_inference_steps)
@@ -111,7 +115,7 @@ def main() -> None:
     parser.add_argument(
         "--fast-steps", type=int, default=None, help="steps of the fast case (default: the model's)"
     )
-    parser.add_argument("--fast-dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--fast-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     args = parser.parse_args()
     _common.set_threads(args.threads)
     _common.quiet_libraries()
