@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the input's soundtrack as a second audio track",
     )
+    generate.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the UNet and temporal controller with torch.compile: the first video waits for "
+        "the compiler (~2 min at the released size on a CPU), later steps run ~1.1x faster; pays off "
+        "for batches of more than ~15 videos (bench/README.md)",
+    )
     generate.add_argument("--overwrite", action="store_true", help="replace existing output files")
     generate.add_argument(
         "--skip-existing", action="store_true", help="skip inputs whose output already exists"
@@ -381,6 +388,12 @@ def load_pipeline(args):
         pipe = FoleyCrafterPipeline.from_pretrained(location, dtype=dtype)
     pipe = place_pipeline(pipe, device, dtype)
     set_scheduler(pipe, getattr(args, "scheduler", "saved"))
+    if getattr(args, "compile", False):
+        # In place, so the modules keep their classes and configs; every window has the same shape,
+        # so one compilation serves a whole batch.
+        for model in (pipe.unet, pipe.controlnet):
+            if model is not None:
+                model.compile()
     pipe.set_progress_bar_config(disable=getattr(args, "quiet", False), leave=False)
     return pipe, device
 

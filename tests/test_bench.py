@@ -127,6 +127,13 @@ def test_end_to_end_projects_each_case_from_its_stamps(bench, tmp_path):
     assert result["speedup_fast"] > 0 and result["fast_dpm12_s"] < result["rows"][2]["pndm25_s"]
 
 
+@pytest.mark.slow  # compiling even the tiny models takes about a minute
+def test_compiled_step_matches_eager(bench):
+    result = bench("torch_compile").measure(tiny=True, dtype_name="fp32", repeats=1)
+    assert result["max_abs_difference"] <= 1e-3 * max(result["output_scale"], 1.0)
+    assert [row["case"] for row in result["rows"]] == ["eager", "compiled"] and result["compile_s"] > 0
+
+
 def test_scripts_import_without_side_effects(bench):
     # Each script must be importable (tests use its functions) and expose main().
     for name in (
@@ -137,6 +144,7 @@ def test_scripts_import_without_side_effects(bench):
         "clip_frames",
         "end_to_end",
         "tiny_clip",
+        "torch_compile",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent

@@ -393,3 +393,13 @@ def test_long_video_in_windows(native_model, tmp_path):
         outputs.append(read_audio_track(tmp_path / name, sample_rate=SR))
     assert len(outputs[0]) == 25 * SR
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+@pytest.mark.slow  # compiling even the tiny models takes about a minute
+def test_compile_gives_the_same_sound(videos, native_model, tmp_path):
+    outputs = []
+    for name, options in (("eager.wav", []), ("compiled.wav", ["--compile"])):
+        target = tmp_path / name
+        main(["generate", str(videos["silent_15"]), "-o", str(target), "--model", str(native_model), "--steps", "2", "--dtype", "float32", "--quiet", *options])  # fmt: skip
+        outputs.append(read_audio_track(target, sample_rate=SR))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-3)
