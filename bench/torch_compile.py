@@ -13,37 +13,12 @@ Run: .venv/bin/python bench/torch_compile.py --threads 2 [--dtype fp32] [--tiny]
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import _common
 import _models
 import torch
-from efficiency import DTYPES, step_inputs
-
-
-def step_function(controlnet, unet, inputs: dict):
-    """One denoising step's models, as the pipeline's loop runs them."""
-
-    def step():
-        with torch.no_grad():
-            down, mid = controlnet(
-                inputs["sample"],
-                inputs["timestep"],
-                encoder_hidden_states=inputs["encoder_hidden_states"],
-                controlnet_cond=inputs["condition"],
-                conditioning_scale=0.2,
-                return_dict=False,
-            )
-            return unet(
-                inputs["sample"],
-                inputs["timestep"],
-                encoder_hidden_states=inputs["encoder_hidden_states"],
-                added_cond_kwargs={"image_embeds": [inputs["image_embeds"]]},
-                down_block_additional_residuals=down,
-                mid_block_additional_residual=mid,
-                return_dict=False,
-            )[0]
-
-    return step
+from efficiency import DTYPES, step_function, step_inputs
 
 
 def measure(tiny: bool, dtype_name: str, repeats: int, progress=None) -> dict:
@@ -53,8 +28,11 @@ def measure(tiny: bool, dtype_name: str, repeats: int, progress=None) -> dict:
     if dtype == torch.bfloat16:
         pipe.enable_channels_last()
     inputs = step_inputs(tiny, built["cross_dim"], built["clip_dim"], dtype)
-    eager = step_function(pipe.controlnet, pipe.unet, inputs)
-    compiled = step_function(torch.compile(pipe.controlnet), torch.compile(pipe.unet), inputs)
+    eager = step_function(pipe, inputs)
+    compiled_models = SimpleNamespace(
+        controlnet=torch.compile(pipe.controlnet), unet=torch.compile(pipe.unet)
+    )
+    compiled = step_function(compiled_models, inputs)
     reference = eager()  # also warms up the eager kernels
     start = time.perf_counter()
     result = compiled()
