@@ -144,6 +144,21 @@ def model_defaults(text: str | None) -> tuple[float, int]:
     )
 
 
+def on_folder(text: str | None, shown: str | None) -> tuple:
+    """What the page shows when the model folder box changes: its banner, and, only if the folder
+    differs from ``shown`` (the one whose defaults the sliders hold), its default temporal scale and
+    steps (see :func:`model_defaults`); then ``text`` becomes the shown folder.
+
+    Gradio also fires the box's change event when the settings accordion first renders it; the
+    folder is then the same, and sliders a visitor has already moved stay where they are.
+    """
+    import gradio as gr
+
+    if text == shown:
+        return model_banner(text), gr.update(), gr.update(), shown
+    return (model_banner(text), *model_defaults(text), text)
+
+
 def model_banner(text: str | None) -> str:
     """One line of Markdown on whether the model folder is usable (it is not loaded here)."""
     try:
@@ -681,8 +696,14 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 out_wav = gr.File(label="Generated sound (wav)", interactive=False, elem_id="output-wav")
         report = gr.State(None)
 
-        folder.change(model_banner, folder, banner, queue=False)
-        folder.change(model_defaults, folder, [temporal_scale, steps], queue=False)
+        # One handler, so that the banner and the model's defaults arrive together.
+        shown_folder = gr.State(options.model)
+        folder.change(
+            on_folder,
+            [folder, shown_folder],
+            [banner, temporal_scale, steps, shown_folder],
+            queue=False,
+        )
         video.change(
             on_video,
             [video, threshold],

@@ -192,7 +192,6 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
     _upload(page, test_video)
     _wait_for_text(page, "#status", "fps")
     page.get_by_role("button", name="Settings").click()
-    _set_number(page, "steps", STEPS)
     page.fill("#model-folder textarea", str(tmp_path / "no-model"))
     assert "Model folder not found" in _wait_for_text(page, "#model-banner", "Model missing")
     page.click("#detect")
@@ -200,10 +199,13 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
 
     page.fill("#model-folder textarea", str(native_model))
     _wait_for_text(page, "#model-banner", "Model:")
+    # The banner and the model's defaults arrive together: the steps slider now shows its 25.
+    assert page.input_value("#steps input[type=number]") == "25"
+    _set_number(page, "steps", STEPS)
     page.fill("#onsets textarea", "0.3, 1.1")
     _wait_for_text(page, "#onset-summary", "edited")
     status, result = _generate_and_fetch(page, tmp_path)
-    assert "2 edited onset(s)" in status
+    assert "2 edited onset(s)" in status and f"for {STEPS} steps" in status
     _assert_soundtrack(result, VIDEO_SECONDS)
 
 
@@ -228,6 +230,7 @@ def test_model_and_video_checks(tmp_path, test_video):
         model_banner,
         model_defaults,
         model_folder,
+        on_folder,
     )
 
     if not DEFAULT_MODEL.is_dir():
@@ -246,6 +249,11 @@ def test_model_and_video_checks(tmp_path, test_video):
     (tmp_path / "model_index.json").write_text("{}")
     assert model_defaults(str(tmp_path)) == (0.2, 25)
     assert model_defaults(str(tmp_path / "missing")) == (0.2, 25)
+    # A change event with the folder already shown (gradio fires one when the box first renders)
+    # leaves the sliders alone; a new folder brings its defaults.
+    banner, temporal, steps, shown = on_folder(str(tmp_path), str(tmp_path))
+    assert temporal == steps == {"__type__": "update"} and shown == str(tmp_path)
+    assert on_folder(str(tmp_path / "missing"), str(tmp_path))[1:] == (0.2, 25, str(tmp_path / "missing"))
     (tmp_path / "model_index.json").write_text("{not json")
     assert model_defaults(str(tmp_path)) == (0.2, 25)
 
