@@ -12,7 +12,8 @@ for both). The 95 % interval of those differences says whether a change is noise
 
 Metrics: onset F1 at +-50 ms and average precision at +-100 ms (micro-averaged over the resampled
 clips, as the benchmark computes them) and semantic accuracy. The Fréchet distance is a statistic
-of the whole set and is shown without an interval.
+of the whole set and is shown without an interval. Scores are recomputed from the rows' stored
+onset times (rounded to 10 µs), so a match at the tolerance's edge can differ from the file's table.
 
 Command line::
 
