@@ -66,7 +66,7 @@ class StagePeaks:
         return run
 
 
-def run_pipeline(tiny: bool, dtype_name: str, steps: int = 1) -> dict:
+def run_pipeline(tiny: bool, dtype_name: str, steps: int = 1, vae_tiling: bool = False) -> dict:
     """Build the pipeline in ``dtype_name`` and generate once; measure memory (in this process).
 
     Returns:
@@ -87,6 +87,12 @@ def run_pipeline(tiny: bool, dtype_name: str, steps: int = 1) -> dict:
     baseline = _common.rss_bytes()
     start = time.perf_counter()
     pipe = _models.full_pipeline(tiny, dtype)
+    if vae_tiling:
+        # diffusers' tiled decode (overlapping tiles, blended), with the tile size it takes from
+        # SD-1.5's VAE config (sample_size 512); the bench's VAE config leaves the default 32.
+        pipe.vae.enable_tiling()
+        pipe.vae.tile_sample_min_size = 512
+        pipe.vae.tile_latent_min_size = 512 // pipe.vae_scale_factor
     build_s = time.perf_counter() - start
     modules = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
     weights = _models.module_bytes(*modules)
@@ -130,11 +136,11 @@ def run_pipeline(tiny: bool, dtype_name: str, steps: int = 1) -> dict:
     }
 
 
-def run_in_subprocess(tiny: bool, dtype_name: str, steps: int) -> dict:
+def run_in_subprocess(tiny: bool, dtype_name: str, steps: int, vae_tiling: bool = False) -> dict:
     """:func:`run_pipeline` in a fresh interpreter, so that nothing of another dtype's run is resident."""
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); import _common, memory; _common.quiet_libraries(); "
-        "print(json.dumps(memory.run_pipeline(sys.argv[2] == '1', sys.argv[3], int(sys.argv[4]))))"
+        "print(json.dumps(memory.run_pipeline(sys.argv[2] == '1', sys.argv[3], int(sys.argv[4]), sys.argv[5] == '1')))"
     )
     result = subprocess.run(
         [
@@ -145,6 +151,7 @@ def run_in_subprocess(tiny: bool, dtype_name: str, steps: int) -> dict:
             "1" if tiny else "0",
             dtype_name,
             str(steps),
+            "1" if vae_tiling else "0",
         ],
         capture_output=True,
         text=True,
@@ -155,17 +162,17 @@ def run_in_subprocess(tiny: bool, dtype_name: str, steps: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(tiny: bool, dtypes=DTYPES, steps: int = 1, progress=None) -> list[dict]:
+def measure(tiny: bool, dtypes=DTYPES, steps: int = 1, progress=None, vae_tiling: bool = False) -> list[dict]:
     """One subprocess per dtype; rows with figures in MiB and peak / weights ratios."""
     rows = []
     for name in dtypes:
         if progress:
             progress(f"running the {name} pipeline in a subprocess ...")
-        r = run_in_subprocess(tiny, name, steps)
+        r = run_in_subprocess(tiny, name, steps, vae_tiling)
         peak = r["peak_rss_generate"] if r["peak_rss_generate"] is not None else r["peak_rss_process"]
         rows.append(
             {
-                "dtype": name,
+                "dtype": name + (" + VAE tiling" if vae_tiling else ""),
                 "weights_mib": _common.mib(r["weights_bytes"]),
                 "rss_baseline_mib": _common.mib(r["rss_baseline"]),
                 "rss_loaded_mib": _common.mib(r["rss_loaded"]),
@@ -187,12 +194,15 @@ def main(argv=None) -> list[dict]:
     p = _common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated, of fp32,bf16 (both)")
     p.add_argument("--steps", type=int, default=1, help="denoising steps (1)")
+    p.add_argument("--vae-tiling", action="store_true", help="decode with diffusers' VAE tiling")
     args = p.parse_args(argv)
     _common.set_threads(args.threads)
     env = _common.environment(args.threads)
     shape = "tiny models" if args.tiny else "full size, random weights"
     _common.print_header(f"peak memory of one generation ({shape}, {args.steps} step(s))", env)
-    rows = measure(args.tiny, args.dtypes.split(","), args.steps, progress=_common.log)
+    rows = measure(
+        args.tiny, args.dtypes.split(","), args.steps, progress=_common.log, vae_tiling=args.vae_tiling
+    )
     _common.print_table([{k: v for k, v in row.items() if k != "stage_peaks_mib"} for row in rows])
     for row in rows:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in row["stage_peaks_mib"].items())
