@@ -27,7 +27,7 @@ from diffusers import ControlNetModel
 
 from .release import load_checked, load_torch_pickle, unwrap_state_dict
 from .timeline import Timeline
-from .video import load_clip, read_video_info
+from .video import VideoInfo, load_clip, read_video_info
 from .windows import plan_windows
 
 DEFAULT_EVENT_SECONDS = 0.1
@@ -297,15 +297,17 @@ def detect_in_windows(
     short_side: int | None = 256,
     timeline: Timeline | None = None,
     window_overlap: float = 1.0,
+    info: VideoInfo | None = None,
 ) -> list[WindowDetection]:
     """Run the onset detector over a video file, window by window as generation does.
 
     Each model window (``timeline.window_seconds``: 10.24 s by default; pass ``pipe.timeline()``
     for a model with another window) gets ``num_frames`` frames sampled uniformly (decoded with
-    ``short_side`` pixels, ``None``: full size).
+    ``short_side`` pixels, ``None``: full size). ``info``: the video's :func:`read_video_info`, if
+    the caller has it already (else it is read here).
     """
     timeline = timeline or Timeline()
-    info = read_video_info(video)
+    info = info or read_video_info(video)
     plan = plan_windows(
         timeline.seconds_to_samples(info.duration),
         timeline.window_samples,
@@ -354,7 +356,8 @@ def detect_video_onsets(
         with ``position``), ``frames`` (``times`` in s and ``probabilities`` of every sampled
         frame, each from the window that owns it), ``windows`` (``[start, end]`` s).
     """
-    windows = detect_in_windows(detector, video, num_frames, short_side, timeline, window_overlap)
+    info = read_video_info(video)
+    windows = detect_in_windows(detector, video, num_frames, short_side, timeline, window_overlap, info)
     times, probabilities, onsets = [], [], []
     for window in windows:
         low, high = window.owned
@@ -364,7 +367,7 @@ def detect_video_onsets(
         onsets.extend(window.onsets(threshold, position))
     return {
         "video": str(video),
-        "duration": read_video_info(video).duration,
+        "duration": info.duration,
         "threshold": threshold,
         "onsets": onsets,
         "frames": {"times": times, "probabilities": probabilities},
