@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arguments import non_negative, positive_int
 from .schedulers import add_sampler_arguments
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -46,20 +47,6 @@ def _onset_list(text: str) -> list[float]:
             f"onset times are seconds from the start and cannot be negative: {text!r}"
         )
     return sorted(times)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,17 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=42, help="random seed (default 42, as the release)")
     add_sampler_arguments(generate)
     generate.add_argument(
-        "--guidance-scale", type=_non_negative, default=7.5, help="text guidance (default 7.5)"
+        "--guidance-scale", type=non_negative, default=7.5, help="text guidance (default 7.5)"
     )
     generate.add_argument(
         "--semantic-scale",
-        type=_non_negative,
+        type=non_negative,
         default=1.0,
         help="how much the picture shapes the sound (default 1.0; 0 = off)",
     )
     generate.add_argument(
         "--temporal-scale",
-        type=_non_negative,
+        type=non_negative,
         default=None,
         help="how strongly sound follows detected onsets (default: the model's own, 0.2 for the "
         "released weights, 0.5 for the bundled tiny model; 0 = off)",
@@ -150,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--frame-short-side",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         help="decode frames with this shorter side in pixels, to bound memory (default 256)",
     )
@@ -158,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-frames",
         action="store_true",
         help="decode frames at full resolution instead, as the release does (slower, more memory)",
+    )
+    generate.add_argument(
+        "--window-batch-size",
+        type=positive_int,
+        default=1,
+        help="for videos longer than one model window (10.24 s): windows denoised together in one batch "
+        "(default 1; same audio up to rounding, more memory; pays on a GPU, not at the released size "
+        "on a CPU: bench/README.md)",
     )
     generate.add_argument(
         "--keep-original-audio",
@@ -214,11 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--captions", help="CSV (file,caption[,onsets]) or JSONL ({file, caption, onsets}) per video"
     )
     prepare.add_argument(
-        "--num-frames", type=_positive_int, default=150, help="frames sampled per clip (default 150)"
+        "--num-frames", type=positive_int, default=150, help="frames sampled per clip (default 150)"
     )
     prepare.add_argument(
         "--detector-size",
-        type=_positive_int,
+        type=positive_int,
         default=128,
         help="side of the frames kept for the onset detector (px)",
     )
@@ -556,6 +551,7 @@ def run_generate(args) -> int:
                 onsets=args.onsets,
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,
+                window_batch_size=args.window_batch_size,
                 generator=torch.Generator(device="cpu").manual_seed(args.seed),
             )
             write_result(job, result.audios[0], result.sample_rate, args.overwrite, args.keep_original_audio)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arguments import positive_number
 from .cli import DEFAULT_MODEL, MODEL_ENV
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 
@@ -776,13 +777,6 @@ def serve(options: DemoOptions, block: bool = True, cache: PipelineCache | None 
 
 
 # -- command line -----------------------------------------------------------------------------------
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
 def build_parser(prog: str = "foleycrafter demo") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -805,13 +799,13 @@ def build_parser(prog: str = "foleycrafter demo") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-upload-mb",
-        type=_positive,
+        type=positive_number,
         default=MAX_UPLOAD_MB,
         help=f"largest upload in MB (default {MAX_UPLOAD_MB:g})",
     )
     parser.add_argument(
         "--max-seconds",
-        type=_positive,
+        type=positive_number,
         default=MAX_VIDEO_SECONDS,
         help=f"longest video in seconds (default {MAX_VIDEO_SECONDS:g})",
     )

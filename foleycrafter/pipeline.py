@@ -297,6 +297,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         output_type,
         callback_on_step_end_tensor_inputs,
         onset_mask=None,
+        window_batch_size=1,
     ) -> None:
         if prompt is None and prompt_embeds is None:
             raise ValueError("Pass `prompt` (a string or a list of strings; '' for none) or `prompt_embeds`.")
@@ -314,6 +315,14 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         if isinstance(video, list) and len(video) != batch:
             raise ValueError(
                 f"`video` is a list of {len(video)} videos for {batch} prompts; give one per prompt."
+            )
+        if (
+            isinstance(window_batch_size, bool)
+            or not isinstance(window_batch_size, int)
+            or window_batch_size < 1
+        ):
+            raise ValueError(
+                f"`window_batch_size` must be a positive integer (windows per batch), got {window_batch_size!r}."
             )
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(
@@ -384,7 +393,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             _check_video_type(video, "video", audio_length_in_s)
         elif isinstance(video, list):
             for i, item in enumerate(video):
-                _check_video_type(item, f"video[{i}]", audio_length_in_s)
+                if item is not None:  # an item without a video is generated from its text alone
+                    _check_video_type(item, f"video[{i}]", audio_length_in_s)
         if callback_on_step_end_tensor_inputs is not None:
             unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
             if unknown:
@@ -642,6 +652,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         num_frames: int = 150,
         frame_short_side: int | None = None,
         window_overlap: float = 1.0,
+        window_batch_size: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -656,7 +667,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         Args:
             prompt: text describing the sound (default '', the release's); one per output.
             video: a video file path, a :class:`~foleycrafter.video.VideoClip`, uint8 frames
-                (T, H, W, 3) (then ``audio_length_in_s`` gives their duration), or a list (one per prompt).
+                (T, H, W, 3) (then ``audio_length_in_s`` gives their duration), or a list (one per prompt;
+                ``None`` for an item generated from its text alone).
             negative_prompt: text to steer away from (default '').
             audio_length_in_s: seconds of audio; default: the video's duration (at most one window,
                 10.24 s), or the full window without a video.
@@ -684,6 +696,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 memory flat for high-resolution video); ``None`` keeps full frames as the release does.
             window_overlap: seconds of overlap (at least) between neighbouring windows of a video longer
                 than one window (10.24 s); their audio is joined with an equal-power crossfade.
+            window_batch_size: windows of such a video denoised together in one batch (1: one at a
+                time). Batching draws the same initial noise and gives the same audio up to float
+                rounding; it pays where one window leaves the device idle (a GPU, a small model) and
+                costs memory in proportion (see bench/README.md, batching.py).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
             callback_on_step_end: called after each denoising step as
@@ -720,6 +736,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             output_type,
             callback_on_step_end_tensor_inputs,
             onset_mask,
+            window_batch_size,
         )
         if onset_mask is None:
             onset_mask = "frames" if timing == "release" else "events"
@@ -748,6 +765,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 num_frames=num_frames,
                 frame_short_side=frame_short_side,
                 window_overlap=window_overlap,
+                window_batch_size=window_batch_size,
                 generator=generator,
                 prompt_embeds=prompt_embeds,
                 negative_prompt_embeds=negative_prompt_embeds,
@@ -907,13 +925,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         video,
         onsets,
         window_overlap,
+        window_batch_size,
         unsupported,
         return_dict,
         output_type,
         **kwargs,
     ):
         """A clip longer than one window: generate overlapping windows (each with its own frames, onset
-        mask and semantic embedding) and join them with an equal-power crossfade (see ``windows``)."""
+        mask and semantic embedding) and join them with an equal-power crossfade (see ``windows``).
+        ``window_batch_size`` windows at a time go through the model as one batch."""
         refused = [name for name, present in unsupported.items() if present]
         if refused:
             raise ValueError(
@@ -924,36 +944,34 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             video = video[0]
         if isinstance(video, (np.ndarray, torch.Tensor)):
             video = _frames_as_clip(video, duration)
+        generator = kwargs.pop("generator")
+        if isinstance(generator, list):
+            # One generator for the one clip: its windows draw their noise from it in turn, in one
+            # batch or one by one alike.
+            generator = generator[0]
         timeline = self.timeline()
         plan = plan_windows(
             timeline.seconds_to_samples(duration), timeline.window_samples, self.sample_rate, window_overlap
         )
+        groups = [plan[k : k + window_batch_size] for k in range(0, len(plan), window_batch_size)]
         segments, mel_images, masks, probabilities = [], [], [], []
-        for window in self.progress_bar(plan):
-            if isinstance(video, (str, os.PathLike)):
-                window_video = self.prepare_clips(
-                    video,
-                    [window.seconds],
-                    kwargs["num_frames"],
-                    kwargs["frame_short_side"],
-                    window.start_seconds,
-                )[0]
-            else:
-                window_video = (
-                    _cut_clip(video, window.start_seconds, window.end_seconds) if video is not None else None
-                )
+        for group in self.progress_bar(groups):
             out = self(
-                video=window_video,
-                audio_length_in_s=window.seconds,
-                onsets=select_in_window(onsets, window) if onsets is not None else None,
+                video=[self._window_clip(video, window, kwargs) for window in group],
+                audio_length_in_s=group[0].seconds,  # plan_windows makes every window equally long
+                onsets=[select_in_window(onsets, w) for w in group] if onsets is not None else None,
+                generator=generator,
                 output_type="pt",
                 return_dict=True,
-                **kwargs,
+                **_repeat_per_window(kwargs, len(group)),
             )
-            segments.append(out.audios[0].cpu().numpy())
+            segments.extend(audio.cpu().numpy() for audio in out.audios)
             mel_images.append(out.mel_images)
-            masks.append(out.timestamp_masks[0] if out.timestamp_masks is not None else None)
-            probabilities.append(out.onset_probabilities[0] if out.onset_probabilities is not None else None)
+            for k in range(len(group)):
+                masks.append(out.timestamp_masks[k] if out.timestamp_masks is not None else None)
+                probabilities.append(
+                    out.onset_probabilities[k] if out.onset_probabilities is not None else None
+                )
         audio = join_windows(segments, plan)
         mel_images = torch.cat(mel_images)
         if output_type == "np":
@@ -971,6 +989,18 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             durations=[duration],
             windows=[(w.start_seconds, w.end_seconds) for w in plan],
         )
+
+    def _window_clip(self, video, window, kwargs) -> VideoClip | None:
+        """The frames of one window: decoded from a path over the window's span, or cut from a clip."""
+        if isinstance(video, (str, os.PathLike)):
+            return self.prepare_clips(
+                video,
+                [window.seconds],
+                kwargs["num_frames"],
+                kwargs["frame_short_side"],
+                window.start_seconds,
+            )[0]
+        return _cut_clip(video, window.start_seconds, window.end_seconds) if video is not None else None
 
     def _extra_step_kwargs(self, generator) -> dict:
         # Only some schedulers take a generator (e.g. DDIM's eta noise); PNDM does not.
@@ -1073,6 +1103,24 @@ def _as_embeds(video_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:
     if embeds.shape[0] != batch_size:
         raise ValueError(f"`video_embeds` has {embeds.shape[0]} rows for {batch_size} prompts.")
     return embeds
+
+
+def _repeat_per_window(kwargs: dict, count: int) -> dict:
+    """The one clip's prompt arguments repeated for ``count`` windows generated in one batch."""
+    out = dict(kwargs)
+    for name in ("prompt", "negative_prompt"):
+        value = kwargs.get(name)
+        if isinstance(value, list):
+            out[name] = value[:1] * count
+        elif name == "prompt" and value is not None:
+            out[name] = [value] * count
+    for name in ("prompt_embeds", "negative_prompt_embeds", "video_embeds"):
+        value = kwargs.get(name)
+        if value is not None:
+            value = torch.as_tensor(value)
+            if value.ndim >= 2 and value.shape[0] == 1:
+                out[name] = value.expand(count, *value.shape[1:])
+    return out
 
 
 def _hub_kwargs(kwargs: dict) -> dict:

@@ -34,17 +34,7 @@ def set_scheduler(pipe, name: str) -> None:
 def add_sampler_arguments(parser) -> None:
     """``--steps`` and ``--scheduler`` for an ``argparse`` parser; both default to the model's own
     (``None`` steps: its ``default_num_inference_steps``; ``"saved"``: its saved sampler)."""
-
-    import argparse
-
-    def positive_int(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-        return value
+    from .arguments import positive_int
 
     parser.add_argument(
         "--steps",

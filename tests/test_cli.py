@@ -370,29 +370,19 @@ def test_onsets_command_prints_json_and_draws_a_plot(videos, native_model, tmp_p
 
 
 def test_long_video_in_windows(native_model, tmp_path):
-    """A 25 s clip: three overlapping windows, exact length, same seed -> same audio."""
+    """A 25 s clip: three overlapping windows, exact length, same seed -> same audio, in one batch too."""
     video = write_video(tmp_path / "long.mp4", synthetic_frames(125, 32, 48), 5.0)
     outputs = []
-    for name in ("a.wav", "b.wav"):
-        assert (
-            main(
-                [
-                    "generate",
-                    str(video),
-                    "-o",
-                    str(tmp_path / name),
-                    "--model",
-                    str(native_model),
-                    "--steps",
-                    "1",
-                    "--quiet",
-                ]
-            )
-            == 0
-        )
+    for name, extra in (("a.wav", []), ("b.wav", []), ("c.wav", ["--window-batch-size", "3"])):
+        arguments = ["generate", str(video), "-o", str(tmp_path / name), "--model", str(native_model)]
+        assert main([*arguments, "--steps", "1", "--quiet", *extra]) == 0
         outputs.append(read_audio_track(tmp_path / name, sample_rate=SR))
     assert len(outputs[0]) == 25 * SR
     np.testing.assert_array_equal(outputs[0], outputs[1])
+    # Batched windows: the same noise and conditions, float32 rounding apart.
+    np.testing.assert_allclose(outputs[2], outputs[0], atol=1e-2)
+    assert np.abs(outputs[2] - outputs[0]).mean() < 1e-3  # the decoded track steps by 1/1024
+    assert np.abs(outputs[0]).max() > 0.01
 
 
 @pytest.mark.slow  # compiling even the tiny models takes about a minute

@@ -410,6 +410,59 @@ def test_three_minute_video_goes_through_the_windowed_path(release_pipe, tmp_pat
     assert max(steps[e - 1] for e in edges) <= 2 * np.percentile(steps, 99.9)
 
 
+@pytest.fixture(scope="module")
+def float64_pipe(release_pipe):
+    # In float64 a batched matrix product rounds like a single one, so batching must change nothing.
+    pipe = copy.deepcopy(release_pipe)
+    pipe.to(dtype=torch.float64)
+    return pipe
+
+
+@pytest.mark.parametrize("given_onsets", [True, False], ids=["onsets", "detector"])
+def test_windows_batched_give_the_audio_of_windows_one_by_one(float64_pipe, tmp_path, given_onsets):
+    # 21 s = 3 windows; batches of 2 leave a last batch of one.
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(105, height=24, width=32), 5.0)
+    onsets = {"onsets": [1.0, 9.8, 20.0]} if given_onsets else {}
+    one_by_one = generate(float64_pipe, path, num_inference_steps=2, **onsets)
+    assert np.abs(one_by_one.audios[0]).max() > 1e-3
+    for size in (2, 8):
+        batched = generate(float64_pipe, path, num_inference_steps=2, window_batch_size=size, **onsets)
+        assert len(batched.windows) == 3 and batched.windows == one_by_one.windows
+        np.testing.assert_array_equal(batched.timestamp_masks, one_by_one.timestamp_masks)
+        np.testing.assert_array_equal(batched.mel_images, one_by_one.mel_images)
+        np.testing.assert_array_equal(batched.audios[0], one_by_one.audios[0])
+
+
+def test_windows_batched_in_float32_differ_by_rounding_only(release_pipe, tmp_path):
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(55, height=24, width=32), 5.0)
+    one_by_one = generate(release_pipe, path, num_inference_steps=2, onsets=[1.0, 9.8])
+    batched = generate(release_pipe, path, num_inference_steps=2, onsets=[1.0, 9.8], window_batch_size=2)
+    np.testing.assert_allclose(batched.mel_images, one_by_one.mel_images, atol=1e-3)
+    assert not np.allclose(
+        generate(release_pipe, path, seed=1, num_inference_steps=2, onsets=[1.0, 9.8]).mel_images,
+        one_by_one.mel_images,
+        atol=1e-3,
+    )
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_window_batch_size_must_be_a_positive_integer(release_pipe, clip, size):
+    with pytest.raises(ValueError, match="`window_batch_size` must be a positive integer"):
+        generate(release_pipe, clip, window_batch_size=size)
+
+
+def test_an_item_without_video_is_generated_from_its_text(release_pipe, clip):
+    out = release_pipe(
+        prompt=["a hammer hits metal", "rain"],
+        video=[clip, None],
+        audio_length_in_s=3.3,
+        num_inference_steps=1,
+        temporal_scale=0.0,
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+    )
+    assert [a.shape for a in out.audios] == [(round(3.3 * 16000),)] * 2
+
+
 def test_long_path_refuses_what_it_cannot_split(release_pipe, tmp_path):
     path = write_video(tmp_path / "long.mp4", synthetic_frames(110), 10.0)
     with pytest.raises(ValueError, match="generated in windows .* timestamp_mask"):

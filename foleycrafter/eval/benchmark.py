@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arguments import positive_int
 from ..audio_onsets import detect_audio_onsets
 from ..defaults import RELEASE_TEMPORAL_SCALE
 from ..schedulers import add_sampler_arguments, set_scheduler
@@ -691,13 +692,6 @@ def _json_safe(value):
 
 
 # -- command line --------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
-    return value
-
-
 def _kwarg(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(
@@ -739,7 +733,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(CONFIGURATIONS),
         help=f"comma-separated configurations (default: all): {', '.join(CONFIGURATIONS)}",
     )
-    parser.add_argument("--max-clips", type=_positive_int, default=None, help="only the first N clips")
+    parser.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
     add_sampler_arguments(parser)
     parser.add_argument(
         "--guidance-scale", type=float, default=7.5, help="classifier-free guidance (default 7.5)"
@@ -781,7 +775,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="generate in N processes (CPU: the cores are shared between them; same results as 1)",
     )
