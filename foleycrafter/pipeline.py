@@ -697,9 +697,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             window_overlap: seconds of overlap (at least) between neighbouring windows of a video longer
                 than one window (10.24 s); their audio is joined with an equal-power crossfade.
             window_batch_size: windows of such a video denoised together in one batch (1: one at a
-                time). Batching draws the same initial noise and gives the same audio up to float
-                rounding; it pays where one window leaves the device idle (a GPU, a small model) and
-                costs memory in proportion (see bench/README.md, batching.py).
+                time). Batching draws the same initial noise, so the mel images are the same up to
+                float rounding (in float32 and float64 so is the audio; bf16's coarser rounding can
+                shift a Griffin-Lim vocoder's phases). It pays where one window leaves the device
+                idle (a GPU, a small model), and costs memory in proportion (bench/batching.py).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
             callback_on_step_end: called after each denoising step as

@@ -79,6 +79,15 @@ def test_deterministic(harmonic):
     assert torch.equal(first, second)
 
 
+def test_an_item_renders_alike_alone_and_in_a_batch(harmonic):
+    log_mel = harmonic[1].reshape(256, -1)
+    vocoder = GriffinLimVocoder(n_iter=4)
+    other = torch.flip(log_mel, dims=[-1])
+    alone = vocoder(log_mel[None])[0]
+    assert torch.allclose(vocoder(torch.stack([other, log_mel]))[1], alone, atol=1e-6)
+    assert torch.allclose(vocoder(torch.stack([log_mel, other]))[0], alone, atol=1e-6)
+
+
 def test_mel_inversion_is_non_negative_and_consistent(harmonic):
     _, log_mel = harmonic
     vocoder = GriffinLimVocoder()

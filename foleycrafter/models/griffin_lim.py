@@ -210,9 +210,11 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         window = self.window.to(magnitude)
         envelope = self._envelope(columns, window)
         complex_dtype = torch.complex128 if magnitude.dtype == torch.float64 else torch.complex64
-        # Drawn on the CPU from a private generator: the same on every device and every call.
+        # Drawn on the CPU from a private generator: the same on every device and every call, and
+        # the same for every item of a batch, so that an item renders alike alone or batched.
         generator = torch.Generator().manual_seed(PHASE_SEED)
-        angle = torch.rand(magnitude.shape, generator=generator, dtype=torch.float64) * (2 * torch.pi)
+        angle = torch.rand(magnitude.shape[-2:], generator=generator, dtype=torch.float64) * (2 * torch.pi)
+        angle = angle.expand(magnitude.shape)
         phase = torch.polar(torch.ones_like(angle), angle).to(device=magnitude.device, dtype=complex_dtype)
         previous = None
         for _ in range(n_iter):
