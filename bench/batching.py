@@ -105,7 +105,13 @@ def measure_step(tiny: bool, dtype_name: str, item_counts: list[int], repeats: i
 
 
 def measure_long_clip(
-    model, seconds: float, item_counts: list[int], repeats: int, dtype_name: str = "auto", progress=None
+    model,
+    seconds: float,
+    item_counts: list[int],
+    repeats: int,
+    dtype_name: str = "auto",
+    steps: int | None = None,
+    progress=None,
 ) -> dict:
     """Whole-pipeline seconds per window for a clip cut into windows, with windows batched or not."""
     from foleycrafter import FoleyCrafterPipeline
@@ -121,7 +127,12 @@ def measure_long_clip(
 
         def run(size):
             def call():
-                out = pipe(video=video, window_batch_size=size, generator=torch.Generator().manual_seed(0))
+                out = pipe(
+                    video=video,
+                    window_batch_size=size,
+                    num_inference_steps=steps,
+                    generator=torch.Generator().manual_seed(0),
+                )
                 audios[size] = (out.audios[0], out.mel_images)
                 return out
 
@@ -138,7 +149,7 @@ def measure_long_clip(
         "clip_seconds": seconds,
         "windows": windows,
         "dtype": str(dtype).removeprefix("torch."),
-        "sampler": f"{type(pipe.scheduler).__name__} x {pipe.config.default_num_inference_steps}",
+        "sampler": f"{type(pipe.scheduler).__name__} x {steps or pipe.config.default_num_inference_steps}",
         "rows": _rows(results, items),
         "calls": results,
         # Against one window at a time: the mel images (in [0, 1]) and the audio (peak 1).

@@ -97,7 +97,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             steps, unless the folder names another).
     """
 
-    model_cpu_offload_seq = "text_encoder->image_encoder->onset_detector->controlnet->unet->vae->vocoder"
+    # The temporal controller stays out of the chain (diffusers' ControlNet pipelines do the same):
+    # it alternates with the UNet at every step, so chained it would be moved back to the device at
+    # every step. Outside it gets a hook of its own and stays there until the call ends.
+    model_cpu_offload_seq = "text_encoder->image_encoder->onset_detector->unet->vae->vocoder"
     _optional_components = ["controlnet", "image_encoder", "feature_extractor", "onset_detector"]
     _exclude_from_cpu_offload = []
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]

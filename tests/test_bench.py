@@ -127,6 +127,18 @@ def test_end_to_end_projects_each_case_from_its_stamps(bench, tmp_path):
     assert result["speedup_fast"] > 0 and result["fast_dpm12_s"] < result["rows"][2]["pndm25_s"]
 
 
+def test_batching_compares_the_same_first_item_and_windows(bench, native_model):
+    batching = bench("batching")
+    step = batching.measure_step(tiny=True, dtype_name="fp32", item_counts=[3], repeats=1)
+    assert [(row["case"], row["items"]) for row in step["rows"]] == [("1 item", 1), ("3 items", 3)]
+    assert step["first_item_max_abs_difference"] <= 1e-4 * step["output_scale"]
+    assert step["rows"][0]["speedup_wall"] == 1 and step["rows"][1]["wall_per_item_s"] > 0
+    clip = batching.measure_long_clip(native_model, 11.0, [2], repeats=1, dtype_name="float32", steps=2)
+    assert clip["windows"] == 2 and [row["items"] for row in clip["rows"]] == [2, 2]
+    assert clip["mel_max_abs_difference"][1] == 0 and clip["mel_max_abs_difference"][2] < 1e-3
+    assert clip["audio_max_abs_difference"][2] < 1e-2 < clip["audio_peak"]
+
+
 @pytest.mark.slow  # compiling even the tiny models takes about a minute
 def test_compiled_step_matches_eager(bench):
     result = bench("torch_compile").measure(tiny=True, dtype_name="fp32", repeats=1)
@@ -145,6 +157,7 @@ def test_scripts_import_without_side_effects(bench):
         "end_to_end",
         "tiny_clip",
         "torch_compile",
+        "batching",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent

@@ -314,6 +314,23 @@ def test_model_default_num_inference_steps_is_saved_and_used(release_pipe, clip,
             variant(release_pipe, default_num_inference_steps=bad)
 
 
+def test_model_cpu_offload_runs_through_the_hooks_and_changes_nothing(release_folders, release_pipe, clip):
+    base, adapters, encoder = release_folders
+    pipe = FoleyCrafterPipeline.from_pretrained(base, adapters=adapters, image_encoder=encoder)
+    pipe.set_progress_bar_config(disable=True)
+    # No accelerator here: the CPU stands in for one, so this checks the hook chain, not memory.
+    pipe.enable_model_cpu_offload(device="cpu")
+    hooks = {name: getattr(pipe, name)._hf_hook for name in ("text_encoder", "unet", "controlnet", "vocoder")}
+    # The controller, called at every step between UNet calls, has a hook of its own: chained before
+    # the UNet it would be offloaded by every UNet call and moved back by the next step.
+    assert hooks["controlnet"].prev_module_hook is None
+    assert hooks["unet"].prev_module_hook.model is pipe.onset_detector
+    offloaded = generate(pipe, clip)
+    reference = generate(release_pipe, clip)
+    np.testing.assert_array_equal(offloaded.audios[0], reference.audios[0])
+    np.testing.assert_array_equal(offloaded.timestamp_masks, reference.timestamp_masks)
+
+
 def test_channels_last_changes_only_the_rounding(release_pipe, clip):
     reference = generate(release_pipe, clip, onsets=[1.0]).audios[0]
     nhwc = variant(
