@@ -87,6 +87,27 @@ def _wait_for_text(page, selector: str, text: str) -> str:
     return page.inner_text(selector)
 
 
+def _fill_until(page, selector: str, value: str, target: str, text: str, attempts: int = 4) -> str:
+    """Type ``value`` into ``selector`` until ``target`` shows ``text``. A box in an accordion that
+    has just opened may still be rendering (gradio fires its change event then, with the old
+    value), and on a loaded machine that can swallow the first edit."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    for attempt in range(attempts):
+        page.fill(selector, value)
+        try:
+            page.wait_for_function(
+                "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
+                arg=[target, text],
+                timeout=15000,
+            )
+            return page.inner_text(target)
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _set_number(page, elem_id: str, value) -> None:
     field = page.locator(f"#{elem_id} input[type=number]")
     field.fill(str(value))
@@ -192,13 +213,14 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
     _upload(page, test_video)
     _wait_for_text(page, "#status", "fps")
     page.get_by_role("button", name="Settings").click()
-    page.fill("#model-folder textarea", str(tmp_path / "no-model"))
-    assert "Model folder not found" in _wait_for_text(page, "#model-banner", "Model missing")
+    banner = _fill_until(
+        page, "#model-folder textarea", str(tmp_path / "no-model"), "#model-banner", "Model missing"
+    )
+    assert "Model folder not found" in banner
     page.click("#detect")
     assert "Model folder not found" in _wait_for_text(page, "#status", "Could not detect onsets.")
 
-    page.fill("#model-folder textarea", str(native_model))
-    _wait_for_text(page, "#model-banner", "Model:")
+    _fill_until(page, "#model-folder textarea", str(native_model), "#model-banner", "Model:")
     # The banner and the model's defaults arrive together: the steps slider now shows its 25.
     assert page.input_value("#steps input[type=number]") == "25"
     _set_number(page, "steps", STEPS)
