@@ -10,6 +10,12 @@ and stop at latents (``output_type="latent"``). A step's time is
 so that what a call does once (checks, preparing the condition, scheduler set-up) cancels. The
 pipelines share one set of modules, so any difference is the pipeline's own per-step work.
 
+That difference is far below the noise of a whole step on a shared machine, so the script also
+splits each call into the time inside the model calls (the shared ControlNet and UNet forwards,
+clocked by forward hooks) and the rest: the pipeline's own work (guidance arithmetic, scheduler
+step, its Python), measured directly. The overhead is then also given as
+``1 + (ours' own per-step time - stock's) / stock's per-step time``.
+
 Run: OMP_NUM_THREADS=1 .venv/bin/python bench/step_overhead.py [--threads 1] [--tiny]
 """
 
@@ -87,6 +93,34 @@ class StepClock:
         return [{"wall_s": b[0] - a[0], "cpu_s": b[1] - a[1]} for a, b in zip(self.stamps, self.stamps[1:])]
 
 
+class ModelClock:
+    """Forward hooks on the shared ControlNet and UNet that add up the wall and CPU time spent
+    inside their forwards (a pipeline's model calls), so that the rest of a call is its own work."""
+
+    def __init__(self, *modules: torch.nn.Module):
+        self.inside = {"wall_s": 0.0, "cpu_s": 0.0}
+        self._started: tuple[float, float] | None = None
+        self._handles = []
+        for module in modules:
+            self._handles.append(module.register_forward_pre_hook(self._enter))
+            self._handles.append(module.register_forward_hook(self._leave))
+
+    def _enter(self, module, args):
+        self._started = (time.perf_counter(), _common.cpu_seconds())
+
+    def _leave(self, module, args, output):
+        wall, cpu = self._started
+        self.inside["wall_s"] += time.perf_counter() - wall
+        self.inside["cpu_s"] += _common.cpu_seconds() - cpu
+
+    def reset(self) -> None:
+        self.inside = {"wall_s": 0.0, "cpu_s": 0.0}
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
 def call_ours(built: dict, steps: int, clock: StepClock | None = None) -> torch.Tensor:
     """One call of our pipeline with ``steps`` inference steps; returns the final latents."""
     x = built["inputs"]
@@ -149,7 +183,10 @@ def measure(built: dict, n1: int, n2: int, repeats: int, progress=None) -> dict:
         "ratio": {"wall_s"|"cpu_s": ours / stock}, "max_abs_difference",
         "spread": {"wall_s"|"cpu_s": largest (max - min) / median over the cases},
         "step_intervals": {"ours", "stock": [{"wall_s", "cpu_s"} between consecutive step ends]},
-        "callback_per_step_s" and "callback_ratio": the same figures from those intervals' medians}.
+        "callback_per_step_s" and "callback_ratio": the same figures from those intervals' medians,
+        "own_per_step_s": {"wall_s"|"cpu_s": {"ours", "stock"}} (time per evaluation outside the
+        model forwards), "model_per_step_s" (inside them), "own_ratio" (1 + (own ours - own stock)
+        / stock's per-step time)}.
     """
     if not n2 > n1 >= 1:
         raise ValueError(f"need n2 > n1 >= 1 steps, got n1={n1}, n2={n2}")
@@ -158,12 +195,15 @@ def measure(built: dict, n1: int, n2: int, repeats: int, progress=None) -> dict:
         a, b = call_ours(built, n1), call_stock(built, n1)
     difference = float((a.float() - b.float()).abs().max())
     clocks = {"ours": [], "stock": []}
+    models = ModelClock(built["ours"].unet, built["ours"].controlnet)
 
     def case(call, name, steps):
         def run():
             clock = StepClock()
             clocks[name].append(clock)
-            return _common.timed(lambda: call(built, steps, clock))()
+            models.reset()
+            timed = _common.timed(lambda: call(built, steps, clock))()
+            return {**timed, **{f"model_{key}": value for key, value in models.inside.items()}}
 
         return run
 
@@ -173,17 +213,34 @@ def measure(built: dict, n1: int, n2: int, repeats: int, progress=None) -> dict:
         f"ours N={n2}": case(call_ours, "ours", n2),
         f"stock N={n2}": case(call_stock, "stock", n2),
     }
-    calls = _common.interleaved(cases, repeats=repeats, progress=progress)
+    try:
+        calls = _common.interleaved(cases, repeats=repeats, progress=progress)
+    finally:
+        models.remove()
     steps = {name: [i for clock in clocks[name] for i in clock.intervals()] for name in clocks}
     per_step, ratios, spreads, callback_step, callback_ratio = {}, {}, {}, {}, {}
+    own_step, model_step, own_ratio = {}, {}, {}
     for key in ("wall_s", "cpu_s"):
 
         def m(case, key=key):
             return _common.median(_common.column(calls[case], key))
 
-        per_step[key] = {
-            name: (m(f"{name} N={n2}") - m(f"{name} N={n1}")) / (e2 - e1) for name in ("ours", "stock")
-        }
+        def own(case, key=key):
+            # Each call's own time (outside the model forwards), then the median over repetitions.
+            return _common.median([c[key] - c[f"model_{key}"] for c in calls[case]])
+
+        def per_evaluation(figure):
+            return {
+                name: (figure(f"{name} N={n2}") - figure(f"{name} N={n1}")) / (e2 - e1)
+                for name in ("ours", "stock")
+            }
+
+        per_step[key] = per_evaluation(m)
+        own_step[key] = per_evaluation(own)
+        model_step[key] = per_evaluation(lambda case, key=key: m(case, f"model_{key}"))
+        own_ratio[key] = 1 + _common.ratio(
+            own_step[key]["ours"] - own_step[key]["stock"], per_step[key]["stock"]
+        )
         ratios[key] = _common.ratio(per_step[key]["ours"], per_step[key]["stock"])
         spreads[key] = max(_common.spread(_common.column(v, key)) for v in calls.values())
         callback_step[key] = {name: _common.median(_common.column(v, key)) for name, v in steps.items()}
@@ -200,6 +257,9 @@ def measure(built: dict, n1: int, n2: int, repeats: int, progress=None) -> dict:
         "step_intervals": steps,
         "callback_per_step_s": callback_step,
         "callback_ratio": callback_ratio,
+        "own_per_step_s": own_step,
+        "model_per_step_s": model_step,
+        "own_ratio": own_ratio,
     }
 
 
@@ -249,6 +309,12 @@ def main(argv=None) -> dict:
         print(
             f"  cross-check from {len(result['step_intervals']['ours'])} step-end intervals per pipeline: "
             f"ours {cb['ours']:.4g} s, stock {cb['stock']:.4g} s -> ratio {result['callback_ratio'][key]:.4f}"
+        )
+        own, inside = result["own_per_step_s"][key], result["model_per_step_s"][key]
+        print(
+            f"  split: inside the model forwards ours {inside['ours']:.4g} s, stock {inside['stock']:.4g} s; "
+            f"the pipeline's own work ours {own['ours'] * 1e3:.3g} ms, stock {own['stock'] * 1e3:.3g} ms per step"
+            f"  ->  overhead 1 + (own ours - own stock) / stock step = {result['own_ratio'][key]:.4f}"
         )
         if not math.isfinite(result["ratio"][key]) or result["spread"][key] > 0.04:
             print(

@@ -48,6 +48,13 @@ def test_step_overhead_pipelines_agree_and_give_a_ratio(bench):
     # One interval between consecutive step ends: 3 in the 4-evaluation call, none in the 1-evaluation one.
     assert len(result["step_intervals"]["ours"]) == len(result["step_intervals"]["stock"]) == 3
     assert all(math.isfinite(r) and r > 0 for r in result["callback_ratio"].values())
+    # Each call splits into time inside the model forwards and the pipeline's own time.
+    for call in (c for cases in result["calls"].values() for c in cases):
+        assert 0 < call["model_wall_s"] < call["wall_s"]
+    assert all(math.isfinite(v) for d in result["own_per_step_s"].values() for v in d.values())
+    assert all(math.isfinite(r) for r in result["own_ratio"].values())
+    # The clock's hooks are gone afterwards.
+    assert not built["ours"].unet._forward_hooks and not built["ours"].controlnet._forward_pre_hooks
 
 
 def test_efficiency_counts_flops_including_cpu_attention(bench):
