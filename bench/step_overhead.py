@@ -11,8 +11,8 @@ so that what a call does once (checks, preparing the condition, scheduler set-up
 pipelines share one set of modules, so any difference is the pipeline's own per-step work.
 
 That difference is far below the noise of a whole step on a shared machine, so the script also
-splits each call into the time inside the model calls (the shared ControlNet and UNet forwards,
-clocked by forward hooks) and the rest: the pipeline's own work (guidance arithmetic, scheduler
+splits each call into the time inside the model calls (the shared ControlNet and UNet forwards and
+the controller's condition embedder, clocked by forward hooks) and the rest: the pipeline's own work (guidance arithmetic, scheduler
 step, its Python), measured directly. The overhead is then also given as
 ``1 + (ours' own per-step time - stock's) / stock's per-step time``.
 
@@ -94,24 +94,30 @@ class StepClock:
 
 
 class ModelClock:
-    """Forward hooks on the shared ControlNet and UNet that add up the wall and CPU time spent
-    inside their forwards (a pipeline's model calls), so that the rest of a call is its own work."""
+    """Forward hooks that add up the wall and CPU time spent inside the given modules' forwards (a
+    pipeline's model calls), so that the rest of a call is the pipeline's own work. A forward
+    nested in another clocked forward counts once, in the outer one."""
 
     def __init__(self, *modules: torch.nn.Module):
         self.inside = {"wall_s": 0.0, "cpu_s": 0.0}
-        self._started: tuple[float, float] | None = None
+        self._depth = 0
+        self._started = (0.0, 0.0)
         self._handles = []
         for module in modules:
             self._handles.append(module.register_forward_pre_hook(self._enter))
             self._handles.append(module.register_forward_hook(self._leave))
 
     def _enter(self, module, args):
-        self._started = (time.perf_counter(), _common.cpu_seconds())
+        self._depth += 1
+        if self._depth == 1:
+            self._started = (time.perf_counter(), _common.cpu_seconds())
 
     def _leave(self, module, args, output):
-        wall, cpu = self._started
-        self.inside["wall_s"] += time.perf_counter() - wall
-        self.inside["cpu_s"] += _common.cpu_seconds() - cpu
+        self._depth -= 1
+        if self._depth == 0:
+            wall, cpu = self._started
+            self.inside["wall_s"] += time.perf_counter() - wall
+            self.inside["cpu_s"] += _common.cpu_seconds() - cpu
 
     def reset(self) -> None:
         self.inside = {"wall_s": 0.0, "cpu_s": 0.0}
@@ -195,7 +201,10 @@ def measure(built: dict, n1: int, n2: int, repeats: int, progress=None) -> dict:
         a, b = call_ours(built, n1), call_stock(built, n1)
     difference = float((a.float() - b.float()).abs().max())
     clocks = {"ours": [], "stock": []}
-    models = ModelClock(built["ours"].unet, built["ours"].controlnet)
+    controller = built["ours"].controlnet
+    # The condition embedder counts as model work: ours runs it once per call before the loop
+    # (temporal.condition_embedded_once), the stock pipeline inside every ControlNet forward.
+    models = ModelClock(built["ours"].unet, controller, controller.controlnet_cond_embedding)
 
     def case(call, name, steps):
         def run():

@@ -961,7 +961,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         segments, mel_images, masks, probabilities = [], [], [], []
         for group in self.progress_bar(groups):
             out = self(
-                video=[self._window_clip(video, window, kwargs) for window in group],
+                video=[self._window_clip(video, w, kwargs) for w in group] if video is not None else None,
                 audio_length_in_s=group[0].seconds,  # plan_windows makes every window equally long
                 onsets=[select_in_window(onsets, w) for w in group] if onsets is not None else None,
                 generator=generator,
@@ -1004,7 +1004,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 kwargs["frame_short_side"],
                 window.start_seconds,
             )[0]
-        return _cut_clip(video, window.start_seconds, window.end_seconds) if video is not None else None
+        return _cut_clip(video, window.start_seconds, window.end_seconds)
 
     def _extra_step_kwargs(self, generator) -> dict:
         # Only some schedulers take a generator (e.g. DDIM's eta noise); PNDM does not.

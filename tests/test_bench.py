@@ -53,6 +53,18 @@ def test_step_overhead_pipelines_agree_and_give_a_ratio(bench):
         assert 0 < call["model_wall_s"] < call["wall_s"]
     assert all(math.isfinite(v) for d in result["own_per_step_s"].values() for v in d.values())
     assert all(math.isfinite(r) for r in result["own_ratio"].values())
+    # A forward nested in another clocked one counts once: with a clock that ticks 1 s per reading,
+    # only the outer forward reads it (0 s, 1 s); were the inner one clocked too, it would add up to 3 s.
+    inner = torch.nn.Linear(2, 2)
+    outer = torch.nn.Sequential(inner)
+    clock = step_overhead.ModelClock(outer, inner)
+    ticks = iter(range(100))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step_overhead.time, "perf_counter", lambda: float(next(ticks)))
+        patch.setattr(step_overhead._common, "cpu_seconds", lambda: 0.0)
+        outer(torch.zeros(1, 2))
+    assert clock.inside["wall_s"] == 1.0
+    clock.remove()
     # The clock's hooks are gone afterwards.
     assert not built["ours"].unet._forward_hooks and not built["ours"].controlnet._forward_pre_hooks
 

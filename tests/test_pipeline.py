@@ -462,6 +462,14 @@ def test_windows_batched_in_float32_differ_by_rounding_only(release_pipe, tmp_pa
     )
 
 
+def test_long_audio_from_text_alone_needs_no_video_parts(release_pipe):
+    # No video: the windows need neither the onset detector nor the image encoder.
+    pipe = variant(release_pipe, onset_detector=None, image_encoder=None)
+    for size in (1, 2):
+        out = pipe(prompt="rain", audio_length_in_s=12.0, num_inference_steps=1, window_batch_size=size)
+        assert out.audios[0].shape == (12 * 16000,) and len(out.windows) == 2
+
+
 @pytest.mark.parametrize("size", [0, -1, 1.5, True])
 def test_window_batch_size_must_be_a_positive_integer(release_pipe, clip, size):
     with pytest.raises(ValueError, match="`window_batch_size` must be a positive integer"):
