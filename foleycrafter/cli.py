@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         help="for videos longer than one model window (10.24 s): windows denoised together in one batch "
-        "(default 1; same audio up to rounding, more memory; pays on a GPU, not at the released size "
-        "on a CPU: bench/README.md)",
+        "(default 1; same result up to rounding, more memory; meant for GPUs, where it is unmeasured; "
+        "on a CPU it gains nothing at the released size, 1.2-1.3x with the tiny model: bench/README.md)",
     )
     generate.add_argument(
         "--keep-original-audio",

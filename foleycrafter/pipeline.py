@@ -702,8 +702,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             window_batch_size: windows of such a video denoised together in one batch (1: one at a
                 time). Batching draws the same initial noise, so the mel images are the same up to
                 float rounding (in float32 and float64 so is the audio; bf16's coarser rounding can
-                shift a Griffin-Lim vocoder's phases). It pays where one window leaves the device
-                idle (a GPU, a small model), and costs memory in proportion (bench/batching.py).
+                shift a Griffin-Lim vocoder's phases). It can pay where one window leaves the device
+                idle (a small model; a GPU, unmeasured), and costs memory in proportion
+                (bench/batching.py).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
             callback_on_step_end: called after each denoising step as
