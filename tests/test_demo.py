@@ -108,10 +108,24 @@ def _fill_until(page, selector: str, value: str, target: str, text: str, attempt
     raise AssertionError("unreachable")
 
 
-def _set_number(page, elem_id: str, value) -> None:
+def _open_settings(page) -> None:
+    """Open the Settings accordion and let its components mount: a value typed into a slider while
+    it mounts can be reset to the slider's initial value (seen on a loaded CI machine)."""
+    page.get_by_role("button", name="Settings").click()
+    page.locator("#steps input[type=number]").wait_for(state="visible")
+    page.wait_for_timeout(500)
+
+
+def _set_number(page, elem_id: str, value, attempts: int = 4) -> None:
+    """Type ``value`` into a slider's number box, and again if it did not hold."""
     field = page.locator(f"#{elem_id} input[type=number]")
-    field.fill(str(value))
-    field.press("Enter")
+    for _ in range(attempts):
+        field.fill(str(value))
+        field.press("Enter")
+        page.wait_for_timeout(300)
+        if float(field.input_value()) == float(value):
+            return
+    raise AssertionError(f"the {elem_id} slider does not keep {value}: it shows {field.input_value()}")
 
 
 def _upload(page, path: Path) -> None:
@@ -159,7 +173,7 @@ def test_detect_edit_generate(page, server, native_model, test_video, tmp_path):
     expected = sorted({round(t, 2) for t in found})  # shown to 10 ms, each time once
     assert expected, "test setup: the detector should find onsets at the median probability"
 
-    page.get_by_role("button", name="Settings").click()
+    _open_settings(page)
     _set_number(page, "steps", STEPS)
     _set_number(page, "threshold", threshold)
     page.click("#detect")
@@ -212,7 +226,7 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
     page.locator("#input-video button[aria-label='Clear']").click()
     _upload(page, test_video)
     _wait_for_text(page, "#status", "fps")
-    page.get_by_role("button", name="Settings").click()
+    _open_settings(page)
     banner = _fill_until(
         page, "#model-folder textarea", str(tmp_path / "no-model"), "#model-banner", "Model missing"
     )
