@@ -121,7 +121,7 @@ def measure_long_clip(
     pipe = place_pipeline(FoleyCrafterPipeline.from_pretrained(model, dtype=dtype), device, dtype)
     pipe.set_progress_bar_config(disable=True)
     sizes = sorted({1, *item_counts})
-    audios = {}
+    outputs = {}  # windows per batch -> (audio, mel images) of its last call
     with tempfile.TemporaryDirectory() as folder:
         video = str(write_long_clip(Path(folder), seconds))
 
@@ -133,7 +133,7 @@ def measure_long_clip(
                     num_inference_steps=steps,
                     generator=torch.Generator().manual_seed(0),
                 )
-                audios[size] = (out.audios[0], out.mel_images)
+                outputs[size] = (out.audios[0], out.mel_images)
                 return out
 
             return call
@@ -144,7 +144,7 @@ def measure_long_clip(
         }
         results = _common.interleaved(cases, repeats, progress=progress)
     items = dict.fromkeys(cases, windows)
-    reference_audio, reference_mel = audios[1]
+    reference_audio, reference_mel = outputs[1]
     return {
         "clip_seconds": seconds,
         "windows": windows,
@@ -153,12 +153,14 @@ def measure_long_clip(
         "rows": _rows(results, items),
         "calls": results,
         # Against one window at a time: the mel images (in [0, 1]) and the audio (peak 1).
-        "mel_max_abs_difference": {size: float(abs(audios[size][1] - reference_mel).max()) for size in sizes},
+        "mel_max_abs_difference": {
+            size: float(abs(outputs[size][1] - reference_mel).max()) for size in sizes
+        },
         "mel_mean_abs_difference": {
-            size: float(abs(audios[size][1] - reference_mel).mean()) for size in sizes
+            size: float(abs(outputs[size][1] - reference_mel).mean()) for size in sizes
         },
         "audio_max_abs_difference": {
-            size: float(abs(audios[size][0] - reference_audio).max()) for size in sizes
+            size: float(abs(outputs[size][0] - reference_audio).max()) for size in sizes
         },
         "audio_peak": float(abs(reference_audio).max()),
     }

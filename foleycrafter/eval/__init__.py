@@ -7,24 +7,30 @@ from .onset_metrics import (
     DEFAULT_AP_TOLERANCE,
     DEFAULT_TOLERANCE,
     PRF,
+    ClipMatches,
     evaluate_onsets,
+    match_clips,
     match_onsets,
     mean_timing_error_ms,
     onset_average_precision,
     onset_count_accuracy,
     onset_prf,
+    pooled_onset_metrics,
 )
 
 __all__ = [
     "DEFAULT_AP_TOLERANCE",
     "DEFAULT_TOLERANCE",
     "PRF",
+    "ClipMatches",
     "evaluate_onsets",
+    "match_clips",
     "match_onsets",
     "mean_timing_error_ms",
     "onset_average_precision",
     "onset_count_accuracy",
     "onset_prf",
+    "pooled_onset_metrics",
 ]
 
 # The benchmark, the Fréchet distance and the audio classifier. The classifier (and the benchmark's

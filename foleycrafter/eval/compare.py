@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .onset_metrics import evaluate_onsets
+from .onset_metrics import match_clips, pooled_onset_metrics
 
 #: Metrics with a bootstrap interval: (name in the results, what it is).
 COMPARED_METRICS = (
@@ -37,20 +37,23 @@ COMPARED_METRICS = (
 )
 
 
-def _clip_metrics(rows: Sequence[dict], sample: np.ndarray) -> dict[str, float | None]:
-    onsets = evaluate_onsets(
-        [
-            (rows[i]["reference_onsets"], rows[i]["estimated_onsets"], rows[i].get("estimated_strengths"))
-            for i in sample
-        ]
-    )
-    correct = [rows[i].get("semantic_correct") for i in sample]
-    semantic = None if any(c is None for c in correct) else float(np.mean(correct))
+def _sample_metrics(matches, correct, sample: np.ndarray) -> dict[str, float | None]:
+    """The compared metrics over the clips ``sample`` (indices, with repeats) of one side."""
+    onsets = pooled_onset_metrics([matches[i] for i in sample])
     return {
         "f1": onsets["f1"],
         "average_precision": onsets["average_precision"],
-        "semantic_accuracy": semantic,
+        "semantic_accuracy": None if correct is None else float(np.mean(correct[sample])),
     }
+
+
+def _side(rows: Sequence[dict]):
+    """One side's clips matched once (the resamples pool them) and its semantic hits, if scored."""
+    matches = match_clips(
+        [(row["reference_onsets"], row["estimated_onsets"], row.get("estimated_strengths")) for row in rows]
+    )
+    correct = [row.get("semantic_correct") for row in rows]
+    return matches, None if any(c is None for c in correct) else np.asarray(correct, dtype=np.float64)
 
 
 def compare_configuration(
@@ -76,13 +79,14 @@ def compare_configuration(
         )
     if not ids:
         raise ValueError("no clips to compare.")
+    base_side, cand_side = _side(baseline), _side(candidate)
     everything = np.arange(len(ids))
-    base_full, cand_full = _clip_metrics(baseline, everything), _clip_metrics(candidate, everything)
+    base_full, cand_full = _sample_metrics(*base_side, everything), _sample_metrics(*cand_side, everything)
     rng = np.random.default_rng(seed)
     differences: dict[str, list[float]] = {name: [] for name, _ in COMPARED_METRICS}
     for _ in range(resamples):
         sample = rng.integers(0, len(ids), len(ids))
-        base, cand = _clip_metrics(baseline, sample), _clip_metrics(candidate, sample)
+        base, cand = _sample_metrics(*base_side, sample), _sample_metrics(*cand_side, sample)
         for name, _ in COMPARED_METRICS:
             if base[name] is not None and cand[name] is not None:
                 differences[name].append(cand[name] - base[name])

@@ -10,7 +10,8 @@ generated audio (by :func:`foleycrafter.audio_onsets.detect_audio_onsets`).
   uses +-100 ms).
 * :func:`onset_count_accuracy` -- fraction of clips with exactly the right number of onsets.
 * :func:`mean_timing_error_ms` -- mean ``|dt|`` of matched pairs, in milliseconds.
-* :func:`evaluate_onsets` -- all of the above over a set of clips.
+* :func:`evaluate_onsets` -- all of the above over a set of clips; built on :func:`match_clips`
+  (each clip matched once) and :func:`pooled_onset_metrics` (F1 and AP pooled over any set of them).
 
 Conventions for empty inputs: a ratio whose denominator is zero is 1 (nothing to get wrong): with no
 reference onsets recall is 1, with no estimated onsets precision is 1; so no reference and no
@@ -155,6 +156,67 @@ def mean_timing_error_ms(reference, estimated, tolerance: float = DEFAULT_TOLERA
     return float(np.mean(np.abs(reference[pairs[:, 0]] - estimated[pairs[:, 1]])) * 1000.0)
 
 
+class ClipMatches(NamedTuple):
+    """One clip's onsets matched against its references; metrics over any set of clips pool these
+    (so a bootstrap over clips matches each clip once, see :func:`pooled_onset_metrics`)."""
+
+    num_reference: int
+    num_estimated: int
+    #: one-to-one matches within the F1 tolerance, and their ``|dt|`` (s)
+    true_positives: int
+    errors: np.ndarray
+    #: the estimates in order of decreasing strength: matched within the AP tolerance, and strength
+    hits: np.ndarray
+    strengths: np.ndarray
+
+
+def match_clips(
+    clips: Sequence, tolerance: float = DEFAULT_TOLERANCE, ap_tolerance: float = DEFAULT_AP_TOLERANCE
+) -> list[ClipMatches]:
+    """Match each clip's estimates to its references (``clips`` as in :func:`evaluate_onsets`)."""
+    tolerance = _tolerance(tolerance)
+    ap_tolerance = _tolerance(ap_tolerance)
+    matches = []
+    for index, clip in enumerate(clips):
+        reference, estimated, strengths = _unpack_clip(clip, index)
+        pairs = match_onsets(reference, estimated, tolerance)
+        hits, ranked_strengths = _ranked_hits(reference, estimated, strengths, ap_tolerance)
+        matches.append(
+            ClipMatches(
+                num_reference=int(reference.size),
+                num_estimated=int(estimated.size),
+                true_positives=len(pairs),
+                errors=np.abs(reference[pairs[:, 0]] - estimated[pairs[:, 1]]),
+                hits=hits,
+                strengths=ranked_strengths,
+            )
+        )
+    return matches
+
+
+def pooled_onset_metrics(matches: Sequence[ClipMatches]) -> dict:
+    """Precision, recall and F1 micro-averaged over the clips (TP, FP and FN summed first), and
+    the average precision of all their estimates ranked together by strength."""
+    true_positives = sum(m.true_positives for m in matches)
+    num_reference = sum(m.num_reference for m in matches)
+    num_estimated = sum(m.num_estimated for m in matches)
+    precision, recall, f1 = _prf(true_positives, num_estimated, num_reference)
+    average_precision = _average_precision(
+        np.concatenate([m.strengths for m in matches]) if matches else np.zeros(0),
+        np.concatenate([m.hits for m in matches]) if matches else np.zeros(0, dtype=bool),
+        num_reference,
+    )
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "average_precision": average_precision,
+        "num_reference": int(num_reference),
+        "num_estimated": int(num_estimated),
+        "true_positives": int(true_positives),
+    }
+
+
 def evaluate_onsets(
     clips: Sequence, tolerance: float = DEFAULT_TOLERANCE, ap_tolerance: float = DEFAULT_AP_TOLERANCE
 ) -> dict:
@@ -180,45 +242,31 @@ def evaluate_onsets(
         * ``num_clips``, ``num_reference``, ``num_estimated``, ``true_positives``,
           ``false_positives``, ``false_negatives``, ``tolerance_s``, ``ap_tolerance_s``.
     """
-    tolerance = _tolerance(tolerance)
-    ap_tolerance = _tolerance(ap_tolerance)
     if len(clips) == 0:
         raise ValueError("evaluate_onsets needs at least one clip.")
-    true_positives = num_reference = num_estimated = 0
-    errors, hits_all, strengths_all, clip_ap, reference_counts, estimated_counts = [], [], [], [], [], []
-    for index, clip in enumerate(clips):
-        reference, estimated, strengths = _unpack_clip(clip, index)
-        pairs = match_onsets(reference, estimated, tolerance)
-        true_positives += len(pairs)
-        num_reference += reference.size
-        num_estimated += estimated.size
-        errors.append(np.abs(reference[pairs[:, 0]] - estimated[pairs[:, 1]]))
-        hits, ranked_strengths = _ranked_hits(reference, estimated, strengths, ap_tolerance)
-        hits_all.append(hits)
-        strengths_all.append(ranked_strengths)
-        clip_ap.append(_average_precision(ranked_strengths, hits, reference.size))
-        reference_counts.append(reference.size)
-        estimated_counts.append(estimated.size)
-    precision, recall, f1 = _prf(true_positives, num_estimated, num_reference)
-    errors = np.concatenate(errors)
+    matches = match_clips(clips, tolerance, ap_tolerance)
+    pooled = pooled_onset_metrics(matches)
+    errors = np.concatenate([m.errors for m in matches])
     return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "average_precision": _average_precision(
-            np.concatenate(strengths_all), np.concatenate(hits_all), num_reference
+        "precision": pooled["precision"],
+        "recall": pooled["recall"],
+        "f1": pooled["f1"],
+        "average_precision": pooled["average_precision"],
+        "average_precision_clip_mean": float(
+            np.mean([_average_precision(m.strengths, m.hits, m.num_reference) for m in matches])
         ),
-        "average_precision_clip_mean": float(np.mean(clip_ap)),
-        "count_accuracy": onset_count_accuracy(reference_counts, estimated_counts),
+        "count_accuracy": onset_count_accuracy(
+            [m.num_reference for m in matches], [m.num_estimated for m in matches]
+        ),
         "mean_timing_error_ms": float(errors.mean() * 1000.0) if errors.size else None,
         "num_clips": len(clips),
-        "num_reference": int(num_reference),
-        "num_estimated": int(num_estimated),
-        "true_positives": int(true_positives),
-        "false_positives": int(num_estimated - true_positives),
-        "false_negatives": int(num_reference - true_positives),
-        "tolerance_s": tolerance,
-        "ap_tolerance_s": ap_tolerance,
+        "num_reference": pooled["num_reference"],
+        "num_estimated": pooled["num_estimated"],
+        "true_positives": pooled["true_positives"],
+        "false_positives": pooled["num_estimated"] - pooled["true_positives"],
+        "false_negatives": pooled["num_reference"] - pooled["true_positives"],
+        "tolerance_s": _tolerance(tolerance),
+        "ap_tolerance_s": _tolerance(ap_tolerance),
     }
 
 
