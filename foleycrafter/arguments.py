@@ -19,21 +19,19 @@ def positive_int(text: str) -> int:
 
 def non_negative(text: str) -> float:
     """A number >= 0 (scales, seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    return _number(text, lambda value: value >= 0, "a number >= 0")
 
 
 def positive_number(text: str) -> float:
     """A number > 0 (seconds, sizes)."""
+    return _number(text, lambda value: value > 0, "a number > 0")
+
+
+def _number(text: str, accept, expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        value = float("nan")  # accepted by no bound: reported like any value out of range
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value

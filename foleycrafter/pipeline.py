@@ -143,11 +143,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 f"`default_temporal_scale` must be a finite number >= 0, got {default_temporal_scale!r}; "
                 "check the model folder's model_index.json."
             )
-        if (
-            isinstance(default_num_inference_steps, bool)
-            or not isinstance(default_num_inference_steps, int)
-            or default_num_inference_steps < 1
-        ):
+        if not _is_positive_int(default_num_inference_steps):
             raise ValueError(
                 f"`default_num_inference_steps` must be a positive integer, got "
                 f"{default_num_inference_steps!r}; check the model folder's model_index.json."
@@ -319,11 +315,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             raise ValueError(
                 f"`video` is a list of {len(video)} videos for {batch} prompts; give one per prompt."
             )
-        if (
-            isinstance(window_batch_size, bool)
-            or not isinstance(window_batch_size, int)
-            or window_batch_size < 1
-        ):
+        if not _is_positive_int(window_batch_size):
             raise ValueError(
                 f"`window_batch_size` must be a positive integer (windows per batch), got {window_batch_size!r}."
             )
@@ -1029,6 +1021,11 @@ class _quiet_diffusers:
     def __exit__(self, *exc):
         self._logger.setLevel(self._level)
         return False
+
+
+def _is_positive_int(value) -> bool:
+    """An int >= 1 that is not a bool (``True`` would pass for 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _batch_size(prompt, prompt_embeds) -> int:
