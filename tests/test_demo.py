@@ -79,10 +79,12 @@ def test_video(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("demo") / "clip.mp4", seconds=VIDEO_SECONDS, fps=15)
 
 
-def _wait_for_text(page, selector: str, text: str) -> str:
+def _wait_for_text(page, selector: str, text: str, timeout: float | None = None) -> str:
+    """Wait until ``selector`` shows ``text`` (``timeout`` ms; playwright's default if None); its text."""
     page.wait_for_function(
         "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
         arg=[selector, text],
+        timeout=timeout,
     )
     return page.inner_text(selector)
 
@@ -96,16 +98,10 @@ def _fill_until(page, selector: str, value: str, target: str, text: str, attempt
     for attempt in range(attempts):
         page.fill(selector, value)
         try:
-            page.wait_for_function(
-                "([selector, text]) => (document.querySelector(selector)?.innerText || '').includes(text)",
-                arg=[target, text],
-                timeout=15000,
-            )
-            return page.inner_text(target)
+            return _wait_for_text(page, target, text, timeout=15000)
         except PlaywrightTimeoutError:
             if attempt == attempts - 1:
                 raise
-    raise AssertionError("unreachable")
 
 
 def _open_settings(page) -> None:
