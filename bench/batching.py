@@ -115,7 +115,7 @@ def measure_long_clip(
 ) -> dict:
     """Whole-pipeline seconds per window for a clip cut into windows, with windows batched or not."""
     from foleycrafter import FoleyCrafterPipeline
-    from foleycrafter.cli import place_pipeline, resolve_device_and_dtype
+    from foleycrafter.runtime import place_pipeline, resolve_device_and_dtype
 
     device, dtype = resolve_device_and_dtype("cpu", dtype_name)
     pipe = place_pipeline(FoleyCrafterPipeline.from_pretrained(model, dtype=dtype), device, dtype)

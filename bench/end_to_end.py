@@ -36,7 +36,7 @@ import _common
 
 CASES = ("release", "bf16", "fast")
 STAGES = {  # pipeline method -> stage name
-    "prepare_clips": "decode frames",
+    "decode_frames": "decode frames",
     "encode_videos": "CLIP image encoder",
     "prepare_timestamp_masks": "onset detector",
     "encode_prompt": "text encoder",

@@ -53,8 +53,8 @@ def measure(
     import torch
 
     from foleycrafter import FoleyCrafterPipeline
-    from foleycrafter.cli import place_pipeline, resolve_device_and_dtype
     from foleycrafter.defaults import RELEASE_NUM_INFERENCE_STEPS
+    from foleycrafter.runtime import place_pipeline, resolve_device_and_dtype
     from foleycrafter.schedulers import set_scheduler
 
     steps = RELEASE_NUM_INFERENCE_STEPS

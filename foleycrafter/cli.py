@@ -22,31 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .arguments import non_negative, positive_int
+from .generation import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from .runtime import MODEL_ENV, UsageError, quiet_libraries
 from .schedulers import add_sampler_arguments
+from .timeline import DETECTOR_FRAMES
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-AUDIO_SUFFIXES = (".wav", ".flac")
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "foleycrafter-tiny"
-MODEL_ENV = "FOLEYCRAFTER_MODEL"
-
-
-class UsageError(ValueError):
-    """A problem with what the user asked for (exit code 2)."""
+#: Frames are decoded at this short side for the onsets command (the generate command's default).
+ONSETS_SHORT_SIDE = 256
 
 
 # -- arguments ---------------------------------------------------------------------------------
-def _onset_list(text: str) -> list[float]:
+def _onset_times(text: str) -> list[float] | None:
+    """``--onsets``: seconds separated by commas ("none": no sound events)."""
+    from .temporal import parse_onset_times
+
     try:
-        times = [float(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds separated by commas, e.g. 0.5,1.2 — got {text!r}"
-        ) from None
-    if any(t < 0 for t in times):
-        raise argparse.ArgumentTypeError(
-            f"onset times are seconds from the start and cannot be negative: {text!r}"
-        )
-    return sorted(times)
+        return parse_onset_times(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "released weights, 0.5 for the bundled tiny model; 0 = off)",
     )
     generate.add_argument(
-        "--onsets", type=_onset_list, help="onset times in seconds, e.g. 0.5,1.2 (replace the onset detector)"
+        "--onsets",
+        type=_onset_times,
+        help="onset times in seconds, e.g. 0.5,1.2 (replace the onset detector; 'none': no sound events)",
     )
     generate.add_argument(
         "--timing",
@@ -209,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--captions", help="CSV (file,caption[,onsets]) or JSONL ({file, caption, onsets}) per video"
     )
     prepare.add_argument(
-        "--num-frames", type=positive_int, default=150, help="frames sampled per clip (default 150)"
+        "--num-frames",
+        type=positive_int,
+        default=DETECTOR_FRAMES,
+        help=f"frames sampled per clip (default {DETECTOR_FRAMES}, the release's)",
     )
     prepare.add_argument(
         "--detector-size",
@@ -275,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:
-        _quiet_libraries()
+        quiet_libraries()
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -286,13 +284,6 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"foleycrafter: error: {_one_line(error)}", file=sys.stderr)
         return 2 if _is_user_error(error) else 1
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal for our own messages: the libraries' info/warning chatter (e.g. about
-    optional torchvision) is shown only with --debug."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 def _is_user_error(error: Exception) -> bool:
@@ -310,113 +301,21 @@ def _one_line(error: BaseException) -> str:
 
 
 # -- models ------------------------------------------------------------------------------------
-def resolve_device_and_dtype(device: str, dtype: str):
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device {device} was asked for, but no CUDA device is available; use --device cpu."
-        )
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            dtype = "float16"
-        else:
-            dtype = "bfloat16" if cpu_has_native_bfloat16() else "float32"
-    return torch.device(device), getattr(torch, dtype)
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo).
-
-    There, bfloat16 runs the Auffusion-shape models 1.7x faster than float32 (bench/README.md);
-    elsewhere it would be emulated and slower, so ``--dtype auto`` keeps float32. Not Linux: False.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def place_pipeline(pipe, device, dtype):
-    """Move ``pipe`` to ``device`` with the layout that is fastest there: channels-last for
-    bfloat16 on CPU (see :meth:`FoleyCrafterPipeline.enable_channels_last`)."""
-    import torch
-
-    pipe = pipe.to(device)
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        pipe.enable_channels_last()
-    return pipe
-
-
-def model_location(args) -> str:
-    if args.base:
-        return args.base
-    if args.adapters or args.image_encoder:
-        raise UsageError("--adapters and --image-encoder go with --base (the released Auffusion layout).")
-    model = (
-        args.model or os.environ.get(MODEL_ENV) or (str(DEFAULT_MODEL) if DEFAULT_MODEL.is_dir() else None)
-    )
-    if model is None:
-        raise UsageError(
-            "no model given and the bundled model (checkpoints/foleycrafter-tiny) is not in this installation. "
-            "Pass --model FOLDER (a native FoleyCrafter folder), or the released weights with "
-            "--base auffusion/auffusion-full-no-adapter --adapters ymzhang319/FoleyCrafter --image-encoder h94/IP-Adapter."
-        )
-    return model
-
-
 def load_pipeline(args):
-    from .pipeline import FoleyCrafterPipeline
-    from .schedulers import set_scheduler
+    """The pipeline the arguments name (see :func:`foleycrafter.runtime.load_pipeline`)."""
+    from .runtime import load_pipeline as load
 
-    device, dtype = resolve_device_and_dtype(args.device, args.dtype)
-    location = model_location(args)
-    if args.base:
-        pipe = FoleyCrafterPipeline.from_pretrained(
-            location, adapters=args.adapters, image_encoder=args.image_encoder, dtype=dtype
-        )
-    else:
-        pipe = FoleyCrafterPipeline.from_pretrained(location, dtype=dtype)
-    pipe = place_pipeline(pipe, device, dtype)
-    set_scheduler(pipe, getattr(args, "scheduler", "saved"))
-    if getattr(args, "compile", False):
-        # In place, so the modules keep their classes and configs; every window has the same shape,
-        # so one compilation serves a whole batch.
-        for model in (pipe.unet, pipe.controlnet):
-            if model is not None:
-                model.compile()
-    pipe.set_progress_bar_config(disable=getattr(args, "quiet", False), leave=False)
-    return pipe, device
-
-
-def load_onset_detector(args):
-    """The onset detector named by the arguments, and the timeline of its model's windows."""
-    from .loaders import DETECTOR_FILE
-    from .models import OnsetDetector
-    from .pipeline import FoleyCrafterPipeline
-    from .release import resolve_folder
-    from .timeline import Timeline
-
-    device, dtype = resolve_device_and_dtype(args.device, args.dtype)
-    timeline = Timeline()
-    if args.adapters:
-        folder = resolve_folder(args.adapters, allow_patterns=[DETECTOR_FILE])
-        detector = OnsetDetector.from_release(folder / DETECTOR_FILE, torch_dtype=dtype)
-    else:
-        folder = resolve_folder(model_location(args))
-        if not (folder / "onset_detector").is_dir():
-            raise UsageError(f"{folder} has no onset_detector; pass a model folder with one, or --adapters.")
-        detector = OnsetDetector.from_pretrained(folder / "onset_detector", dtype=dtype)
-        # Detect in the model's own windows, as generation does (the tiny model's are 5.12 s).
-        if (folder / FoleyCrafterPipeline.config_name).is_file():
-            config = FoleyCrafterPipeline.load_config(folder)
-            if "window_columns" in config:
-                timeline = Timeline(window_columns=int(config["window_columns"]))
-    return detector.to(device).eval(), timeline
+    return load(
+        args.model,
+        base=args.base,
+        adapters=args.adapters,
+        image_encoder=args.image_encoder,
+        device=args.device,
+        dtype=args.dtype,
+        scheduler=getattr(args, "scheduler", "saved"),
+        compile=getattr(args, "compile", False),
+        progress=not getattr(args, "quiet", False),
+    )
 
 
 # -- inputs and outputs ------------------------------------------------------------------------
@@ -485,27 +384,12 @@ def plan_jobs(videos: list[Path], output: str | None, fmt: str) -> list[Job]:
     return jobs
 
 
-def write_result(job: Job, audio, sample_rate: int, overwrite: bool, keep_original_audio: bool) -> None:
-    from .video import mux_audio, write_audio
-
-    if job.output.suffix.lower() in AUDIO_SUFFIXES:
-        write_audio(job.output, audio, sample_rate, overwrite=overwrite)
-    else:
-        mux_audio(
-            job.video,
-            audio,
-            sample_rate,
-            job.output,
-            keep_original_audio=keep_original_audio,
-            overwrite=overwrite,
-        )
-
-
 # -- commands ----------------------------------------------------------------------------------
 def run_generate(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from .generation import generate_file
     from .video import OutputExistsError, read_video_info
 
     if args.overwrite and args.skip_existing:
@@ -515,6 +399,7 @@ def run_generate(args) -> int:
     pending = []
     skipped = []
     for job in jobs:
+        # The one early look; writing checks again at the moment it renames its finished file.
         if job.output.exists() and not args.overwrite:
             if args.skip_existing:
                 skipped.append(job)
@@ -527,8 +412,8 @@ def run_generate(args) -> int:
     if not pending:
         print(f"Nothing to do: {len(skipped)} output(s) exist (--skip-existing).", file=sys.stderr)
         return 0
-    if not batch:
-        read_video_info(pending[0].video)  # a bad input fails here, before the model loads
+    # One video: probed before the model loads, so a bad input fails at once; the probe travels on.
+    probed = {pending[0].video: read_video_info(pending[0].video)} if not batch else {}
     pipe, device = load_pipeline(args)
     failures: list[tuple[Job, str]] = []
     written = []
@@ -536,14 +421,14 @@ def run_generate(args) -> int:
     for job in progress:
         started = time.perf_counter()
         try:
-            if job.output.exists() and not args.overwrite:
-                raise OutputExistsError(
-                    f"{job.output} exists; pass --overwrite to replace it (or --skip-existing)."
-                )
-            result = pipe(
+            generate_file(
+                pipe,
+                probed.get(job.video, job.video),
+                job.output,
+                overwrite=args.overwrite,
+                keep_original_audio=args.keep_original_audio,
                 prompt=args.prompt,
                 negative_prompt=args.negative_prompt,
-                video=str(job.video),
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance_scale,
                 semantic_scale=args.semantic_scale,
@@ -554,7 +439,6 @@ def run_generate(args) -> int:
                 window_batch_size=args.window_batch_size,
                 generator=torch.Generator(device="cpu").manual_seed(args.seed),
             )
-            write_result(job, result.audios[0], result.sample_rate, args.overwrite, args.keep_original_audio)
             written.append(job)
             if not args.quiet:
                 print(f"wrote {job.output} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
@@ -577,8 +461,10 @@ def run_generate(args) -> int:
 
 
 def run_onsets(args) -> int:
-    from .temporal import detect_video_onsets
-    from .video import atomic_output
+    from .generation import detect_video_onsets
+    from .runtime import load_onset_detector
+    from .temporal import onset_threshold
+    from .video import atomic_output, read_video_info
 
     video = expand_inputs([args.input])
     if len(video) != 1:
@@ -595,11 +481,12 @@ def run_onsets(args) -> int:
     for path in (json_path, plot_path):
         if path is not None and path.exists() and not args.overwrite:
             raise UsageError(f"{path} exists; pass --overwrite to replace it.")
-    detector, timeline = load_onset_detector(args)
-    threshold = args.threshold if args.threshold is not None else float(detector.config.threshold)
-    if not 0 < threshold < 1:
-        raise UsageError(f"--threshold must lie in (0, 1), got {threshold}.")
-    report = detect_video_onsets(detector, video, threshold=threshold, timeline=timeline)
+    info = read_video_info(video)  # before the model loads: a bad input fails at once
+    detector, timeline = load_onset_detector(
+        args.model, adapters=args.adapters, device=args.device, dtype=args.dtype
+    )
+    threshold = onset_threshold(args.threshold, detector, name="--threshold")
+    report = detect_video_onsets(detector, info, timeline, threshold=threshold, short_side=ONSETS_SHORT_SIDE)
     text = json.dumps(report, indent=2)
     if json_path is None:
         print(text)
@@ -617,6 +504,7 @@ def run_onsets(args) -> int:
 
 def run_prepare(args) -> int:
     from .data.prepared import prepare_dataset, read_annotations
+    from .runtime import model_location, resolve_device_and_dtype
 
     device, dtype = resolve_device_and_dtype(args.device, args.dtype)
     if args.image_encoder:
@@ -630,7 +518,7 @@ def run_prepare(args) -> int:
 
         from .release import resolve_folder
 
-        folder = resolve_folder(model_location(args))
+        folder = resolve_folder(model_location(args.model, args.base, args.adapters, args.image_encoder))
         if not (folder / "image_encoder").is_dir():
             raise UsageError(f"{folder} has no image_encoder; pass --image-encoder (a CLIP vision folder).")
         encoder = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", dtype=dtype)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import math
 import os
 import re
 import shutil
@@ -35,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .arguments import positive_number
-from .cli import DEFAULT_MODEL, MODEL_ENV
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
+from .runtime import BUNDLED_MODEL, MODEL_ENV, default_model
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +94,6 @@ class DemoOptions:
     examples: bool = True
 
 
-def default_model() -> str:
-    """The model folder the CLI would use: ``$FOLEYCRAFTER_MODEL``, else checkpoints/foleycrafter-tiny."""
-    return os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL)
-
-
 # -- checks -----------------------------------------------------------------------------------------
 def model_folder(text: str | None) -> Path:
     """The native FoleyCrafter folder named by ``text``, or a DemoError saying what to do."""
@@ -111,9 +105,9 @@ def model_folder(text: str | None) -> Path:
         )
     folder = Path(text).expanduser()
     if not folder.is_dir():
-        if folder.resolve() == DEFAULT_MODEL.resolve():
+        if folder.resolve() == BUNDLED_MODEL.resolve():
             raise DemoError(
-                f"The bundled model `{DEFAULT_MODEL}` does not exist yet (it is still being trained). "
+                f"The bundled model `{BUNDLED_MODEL}` does not exist yet (it is still being trained). "
                 "Start the demo with `--model FOLDER`, or type the path of a native FoleyCrafter folder "
                 "(written by save_pretrained) under **Settings → Model folder**."
             )
@@ -205,40 +199,14 @@ def check_video(path: str | os.PathLike | None, max_upload_mb: float, max_second
 
 
 def parse_onsets(text: str | None, duration: float) -> list[float] | None:
-    """Onset times typed by a visitor, in seconds.
+    """Onset times typed by a visitor, in seconds (:func:`foleycrafter.temporal.parse_onset_times`);
+    a mistake becomes a DemoError for the page."""
+    from .temporal import parse_onset_times
 
-    Args:
-        text: times separated by commas (spaces and semicolons also separate), e.g. ``"0.5, 1.2"``;
-            ``"none"`` means no sound events; empty means "let the detector decide".
-        duration: the video's length in seconds; every time must lie in ``[0, duration)``.
-
-    Returns:
-        sorted, distinct times in seconds; ``[]`` for ``"none"``; ``None`` for an empty text.
-    """
-    text = (text or "").strip()
-    if not text:
-        return None
-    if text.lower() == "none":
-        return []
-    times = []
-    for item in re.split(r"[,;\s]+", text):
-        if not item:
-            continue
-        try:
-            value = float(item.removesuffix("s"))
-        except ValueError:
-            raise DemoError(
-                f"Onset times: `{item}` is not a number. Write seconds separated by commas, e.g. `0.5, 1.2`."
-            ) from None
-        if not math.isfinite(value) or value < 0:
-            raise DemoError(f"Onset times: `{item}` is not a time; times are seconds from the start (>= 0).")
-        if value >= duration:
-            raise DemoError(
-                f"Onset times: {value:g} s is at or after the end of the video ({duration:.2f} s); "
-                "remove it or move it earlier."
-            )
-        times.append(value)
-    return sorted(set(times))
+    try:
+        return parse_onset_times(text, duration)
+    except ValueError as error:
+        raise DemoError(str(error)) from None
 
 
 def detected_onsets(report: dict) -> list[float]:
@@ -298,8 +266,7 @@ class PipelineCache:
         self._lock = threading.Lock()
 
     def get(self, folder: Path):
-        from .cli import place_pipeline, resolve_device_and_dtype
-        from .pipeline import FoleyCrafterPipeline
+        from .runtime import load_pipeline
 
         folder = folder.resolve()
         key = (str(folder), (folder / "model_index.json").stat().st_mtime_ns)
@@ -312,9 +279,7 @@ class PipelineCache:
                 del self._pipes[old]
             while len(self._pipes) >= self.size:
                 self._pipes.popitem(last=False)
-            device, dtype = resolve_device_and_dtype(self.device, "auto")
-            pipe = place_pipeline(FoleyCrafterPipeline.from_pretrained(folder, dtype=dtype), device, dtype)
-            pipe.set_progress_bar_config(leave=False)
+            pipe, _ = load_pipeline(str(folder), device=self.device)
             self._pipes[key] = pipe
             return pipe
 
@@ -424,7 +389,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         raise DemoError(f"The demo needs gradio ({error}); install the demo extra: {INSTALL_HINT}") from None
     import torch
 
-    from .temporal import detect_video_onsets
+    from .generation import detect_video_onsets
     from .video import FFmpegError, mux_audio, write_audio
 
     cache = cache or PipelineCache(options.device)
@@ -448,10 +413,10 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             )
         report = detect_video_onsets(
             pipe.onset_detector,
-            info.path,
+            info,
+            pipe.timeline(),  # the model's windows, as generation walks them
             threshold=float(threshold),
             short_side=FRAME_SHORT_SIDE,
-            timeline=pipe.timeline(),  # the model's window, as generation detects
         )
         return info, report
 
@@ -549,7 +514,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             result = pipe(
                 prompt=prompt or "",
                 negative_prompt=negative_prompt or "",
-                video=str(info.path),
+                video=info,
                 num_inference_steps=int(steps),
                 guidance_scale=float(guidance_scale),
                 semantic_scale=float(semantic_scale),
@@ -566,7 +531,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             wav = write_audio(out / f"{stem}_foley.wav", audio, rate)
             picture = spectrogram_picture(pipe, audio, times)
             try:
-                muxed = str(mux_audio(info.path, audio, rate, out / f"{stem}_foley.mp4"))
+                muxed = str(mux_audio(info, audio, rate, out / f"{stem}_foley.mp4"))
                 mux_note = ""
             except FFmpegError as error:
                 # The sound is made; only the container refused this video stream. Keep the wav.
@@ -820,9 +785,9 @@ def build_parser(prog: str = "foleycrafter demo") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "foleycrafter demo") -> int:
     args = build_parser(prog).parse_args(argv)
-    from .cli import _quiet_libraries
+    from .runtime import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = DemoOptions(
         model=args.model or default_model(),

@@ -28,20 +28,19 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.loaders import IPAdapterMixin, StableDiffusionLoraLoaderMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import USE_PEFT_BACKEND, BaseOutput, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.torch_utils import randn_tensor
 
 # `models` is imported for its side effect too: diffusers resolves saved components named
 # "foleycrafter.models.*" only among modules already imported.
-from . import models, semantic, temporal  # noqa: F401
+from . import generation, models, semantic, temporal  # noqa: F401
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
+from .generation import VideoSource
 from .release import resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
-from .video import VideoClip, load_clip, read_video_info
-from .windows import join_windows, plan_windows, select_in_window
+from .video import VideoClip, VideoInfo
 
-VideoInput = str | os.PathLike | VideoClip | np.ndarray | torch.Tensor
 ONSET_MASKS = ("events", "frames")
 
 
@@ -104,6 +103,11 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     _optional_components = ["controlnet", "image_encoder", "feature_extractor", "onset_detector"]
     _exclude_from_cpu_offload = []
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+    # The running call's settings (properties below), as diffusers pipelines keep them.
+    _guidance_scale = 7.5
+    _cross_attention_kwargs = None
+    _num_timesteps = 0
+    _interrupt = False
 
     def __init__(
         self,
@@ -297,7 +301,11 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         callback_on_step_end_tensor_inputs,
         onset_mask=None,
         window_batch_size=1,
+        num_frames=None,
+        cross_attention_kwargs=None,
     ) -> None:
+        """Check the arguments of a call before any work, and without reading any file: a missing or
+        unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
         if prompt is None and prompt_embeds is None:
             raise ValueError("Pass `prompt` (a string or a list of strings; '' for none) or `prompt_embeds`.")
         if prompt is not None and prompt_embeds is not None:
@@ -319,6 +327,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             raise ValueError(
                 f"`window_batch_size` must be a positive integer (windows per batch), got {window_batch_size!r}."
             )
+        if num_frames is not None and not _is_positive_int(num_frames):
+            raise ValueError(
+                f"`num_frames` must be a positive integer (frames per window), got {num_frames!r}."
+            )
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(
                 f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}."
@@ -330,14 +342,19 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        if not 0 < onset_threshold < 1:
-            raise ValueError(f"`onset_threshold` must lie in (0, 1), got {onset_threshold!r}.")
+        if onset_threshold is not None:
+            temporal.onset_threshold(onset_threshold)
         if timing not in TIMINGS:
             raise ValueError(f"`timing` must be one of {TIMINGS}, got {timing!r}.")
         if onset_mask is not None and onset_mask not in ONSET_MASKS:
             raise ValueError(f"`onset_mask` must be one of {ONSET_MASKS} or None, got {onset_mask!r}.")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
+        if cross_attention_kwargs is not None and not isinstance(cross_attention_kwargs, dict):
+            raise ValueError(
+                f"`cross_attention_kwargs` must be a dict (e.g. {{'scale': 0.5}} for LoRA), got "
+                f"{type(cross_attention_kwargs).__name__}."
+            )
         if audio_length_in_s is not None and not (
             isinstance(audio_length_in_s, (int, float))
             and math.isfinite(audio_length_in_s)
@@ -397,59 +414,45 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
                 )
 
-    def clip_durations(self, video, batch_size: int, audio_length_in_s: float | None) -> list[float]:
-        """Seconds of audio per item: ``audio_length_in_s``, else the video's duration, else one window."""
-        items = video if isinstance(video, list) else [video] * batch_size
-        durations = []
-        for item in items:
-            if audio_length_in_s is not None:
-                durations.append(float(audio_length_in_s))
-            elif item is None:
-                durations.append(self.timeline().window_seconds)
-            elif isinstance(item, VideoClip):
-                durations.append(float(item.duration))
-            else:
-                durations.append(read_video_info(item).duration)
-        return durations
+    def check_windows(self, plans: list[generation.ItemPlan], **given) -> None:
+        """Refuse what cannot be split over the windows of a clip longer than one model window.
 
-    def prepare_clips(
-        self,
-        video,
-        durations: list[float],
-        num_frames: int,
-        frame_short_side: int | None = None,
-        start_seconds: float = 0.0,
-    ) -> list[VideoClip | None]:
-        """Each item's frames over ``[start_seconds, start_seconds + duration)``: a path is decoded here
-        (``num_frames`` sampled uniformly, the release's choice); a clip or array is cut to that span."""
-        items = video if isinstance(video, list) else [video] * len(durations)
-        clips, cache = [], {}
-        for item, duration in zip(items, durations):
-            end_seconds = start_seconds + duration
-            if item is None:
-                clip = None
-            elif isinstance(item, (str, os.PathLike)):
-                key = (os.fspath(item), duration)
-                if key not in cache:
-                    info = read_video_info(item)
-                    cache[key] = (
-                        load_clip(
-                            item,
-                            num_frames=num_frames,
-                            start_seconds=start_seconds,
-                            end_seconds=min(end_seconds, info.duration),
-                            short_side=frame_short_side,
-                        )
-                        if start_seconds < info.duration
-                        else None
-                    )
-                clip = cache[key]
-            else:
-                clip = item if isinstance(item, VideoClip) else _frames_as_clip(item, duration)
-                clip = _cut_clip(clip, start_seconds, end_seconds)
-            clips.append(clip)
-        return clips
+        Args:
+            given: ``name=present`` for the arguments that hold one value for a whole window
+                (a batch of prompts, ``latents``, ``onset_probabilities``, ``timestamp_mask``).
+        """
+        long = next((plan for plan in plans if len(plan.windows) > 1), None)
+        refused = [name for name, present in given.items() if present]
+        if long is not None and refused:
+            raise ValueError(
+                f"This clip is {long.duration:.2f} s long, so it is generated in windows of "
+                f"{self.timeline().window_seconds:.2f} s, which does not support {', '.join(refused)}."
+            )
 
+    # -- properties of the running call (as diffusers pipelines have them) --------------------------
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._guidance_scale > 1.0
+
+    @property
+    def cross_attention_kwargs(self) -> dict | None:
+        return self._cross_attention_kwargs
+
+    @property
+    def num_timesteps(self) -> int:
+        """Denoising steps of each window of the running (or last) call."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set to True (e.g. from a step callback) to skip the remaining denoising steps."""
+        return self._interrupt
+
+    # -- conditions -------------------------------------------------------------------------------
     def encode_prompt(
         self,
         prompt: str | list[str] | None,
@@ -458,19 +461,30 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         negative_prompt: str | list[str] | None = None,
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
+        lora_scale: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Text -> CLIP text-encoder hidden states (B, max_length, hidden) for prompt and negative prompt."""
-        if prompt_embeds is None:
-            prompt_embeds = self._encode_text([prompt] if isinstance(prompt, str) else prompt, device)
-        prompt_embeds = prompt_embeds.to(device=device, dtype=self.text_encoder.dtype)
-        if not do_classifier_free_guidance:
-            return prompt_embeds, None
-        if negative_prompt_embeds is None:
-            batch = prompt_embeds.shape[0]
-            negative = negative_prompt if negative_prompt is not None else ""
-            negative = [negative] * batch if isinstance(negative, str) else negative
-            negative_prompt_embeds = self._encode_text(negative, device)
-        return prompt_embeds, negative_prompt_embeds.to(device=device, dtype=self.text_encoder.dtype)
+        """Text -> CLIP text-encoder hidden states (B, max_length, hidden) for prompt and negative prompt.
+
+        ``lora_scale`` weights LoRA layers loaded into the text encoder (peft backend), as in diffusers.
+        """
+        scaled = lora_scale is not None and USE_PEFT_BACKEND
+        if scaled:
+            scale_lora_layers(self.text_encoder, lora_scale)
+        try:
+            if prompt_embeds is None:
+                prompt_embeds = self._encode_text([prompt] if isinstance(prompt, str) else prompt, device)
+            prompt_embeds = prompt_embeds.to(device=device, dtype=self.text_encoder.dtype)
+            if not do_classifier_free_guidance:
+                return prompt_embeds, None
+            if negative_prompt_embeds is None:
+                batch = prompt_embeds.shape[0]
+                negative = negative_prompt if negative_prompt is not None else ""
+                negative = [negative] * batch if isinstance(negative, str) else negative
+                negative_prompt_embeds = self._encode_text(negative, device)
+            return prompt_embeds, negative_prompt_embeds.to(device=device, dtype=self.text_encoder.dtype)
+        finally:
+            if scaled:
+                unscale_lora_layers(self.text_encoder, lora_scale)
 
     def _encode_text(self, texts: list[str], device) -> torch.Tensor:
         tokens = self.tokenizer(
@@ -481,6 +495,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             return_tensors="pt",
         )
         return self.text_encoder(tokens.input_ids.to(device))[0]
+
+    def decode_frames(self, windows, num_frames: int, frame_short_side: int | None) -> list[VideoClip | None]:
+        """The sampled frames of each window (see :func:`foleycrafter.generation.decode_frames`)."""
+        return generation.decode_frames(windows, num_frames, frame_short_side)
 
     def encode_videos(self, clips: list[VideoClip | None]) -> torch.Tensor:
         """Mean CLIP image embedding per item (B, 1, D); zeros for items without a video."""
@@ -497,6 +515,31 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 )
         return torch.stack(embeds)
 
+    def prepare_image_embeds(
+        self, clips: list[VideoClip | None], video_embeds: torch.Tensor | None, semantic_scale: float, device
+    ) -> dict | None:
+        """The semantic adapter's input for a batch (``added_cond_kwargs`` of the UNet), or ``None``
+        when the branch is off (no adapter, scale 0, or nothing to show it).
+
+        Args:
+            clips: each row's frames (``None``: no video for that row).
+            video_embeds: precomputed mean CLIP embeddings (B, 1, D) for the rows, else ``None``.
+        """
+        has_video = any(c is not None for c in clips)
+        if not (self.has_semantic_adapter and semantic_scale > 0 and (has_video or video_embeds is not None)):
+            return None
+        if video_embeds is None:
+            video_embeds = self.encode_videos(clips)
+        video_embeds = video_embeds.to(device=device, dtype=self.unet.dtype)
+        # The negative is all zeros, as in the release.
+        image_embeds = (
+            torch.cat([torch.zeros_like(video_embeds), video_embeds])
+            if self.do_classifier_free_guidance
+            else video_embeds
+        )
+        semantic.set_semantic_scale(self.unet, semantic_scale)
+        return {"image_embeds": [image_embeds]}
+
     def detect_onsets(self, clip: VideoClip) -> np.ndarray:
         """Onset probability per sampled frame of ``clip`` (T,), from the onset detector."""
         probabilities = self.onset_detector.detect(clip.frames[None])
@@ -504,37 +547,34 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
     def prepare_timestamp_masks(
         self,
+        windows: list[generation.WindowInput],
         clips: list[VideoClip | None],
-        durations: list[float],
         timeline: Timeline,
-        onsets,
-        onset_probabilities,
-        timestamp_mask,
+        onset_probabilities: list | None,
+        timestamp_masks: list | None,
         onset_threshold: float,
         onset_mask: str = "events",
-    ) -> tuple[np.ndarray, list | None]:
-        """One +-1 mask per item (B, window_columns), and the detector's probabilities where used.
+    ) -> tuple[np.ndarray, list]:
+        """One +-1 mask per row (B, window_columns), and the detector's probabilities per row
+        (``None`` for rows whose mask did not come from them).
 
-        Detector probabilities become a mask as ``onset_mask`` says: ``"events"`` turns each run of
-        frames at or above the threshold into one onset time and marks it like a given onset
-        (the masks the temporal controller trains on); ``"frames"`` gives each column its detector
-        frame's decision (the release's construction)."""
+        Each row's mask comes from the first of: its given ``timestamp_masks`` entry, its window's
+        given onsets, its given ``onset_probabilities`` entry, the onset detector on its frames;
+        else no events (all -1). Detector probabilities become a mask as ``onset_mask`` says:
+        ``"events"`` turns each run of onset frames into one onset time and marks it like a given
+        onset (the masks the temporal controller trains on); ``"frames"`` gives each column its
+        detector frame's decision (the release's construction)."""
         masks, detected = [], []
-        for i, (clip, duration) in enumerate(zip(clips, durations)):
+        for row, (window, clip) in enumerate(zip(windows, clips)):
+            duration = window.duration
             probabilities = None
-            if timestamp_mask is not None:
-                mask = temporal.check_mask(_per_item(timestamp_mask, i, len(clips), ndim=1), timeline)
-            elif onsets is not None:
-                mask = temporal.mask_from_onset_times(
-                    _per_item(onsets, i, len(clips), ndim=1), duration, timeline
-                )
+            if timestamp_masks is not None:
+                mask = temporal.check_mask(timestamp_masks[row], timeline)
+            elif window.onsets is not None:
+                mask = temporal.mask_from_onset_times(window.onsets, duration, timeline)
             else:
                 if onset_probabilities is not None:
-                    probabilities = np.asarray(
-                        torch.as_tensor(
-                            _per_item(onset_probabilities, i, len(clips), ndim=1), dtype=torch.float32
-                        )
-                    )
+                    probabilities = np.asarray(torch.as_tensor(onset_probabilities[row], dtype=torch.float32))
                 elif clip is not None:
                     probabilities = self.detect_onsets(clip)
                 if probabilities is None:
@@ -551,7 +591,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     )
             masks.append(mask)
             detected.append(probabilities)
-        return np.stack(masks), (detected if any(p is not None for p in detected) else None)
+        return np.stack(masks), detected
 
     def prepare_latents(self, batch_size, dtype, device, generator, latents=None) -> torch.Tensor:
         timeline = self.timeline()
@@ -572,6 +612,111 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
             latents = latents.to(device=device, dtype=dtype)
         return latents * self.scheduler.init_noise_sigma
+
+    # -- denoising --------------------------------------------------------------------------------
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        num_inference_steps: int,
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None,
+        added_cond_kwargs: dict | None,
+        condition: torch.Tensor | None,
+        temporal_scale: float,
+        generator,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> torch.Tensor:
+        """The denoising loop over one batch of windows: UNet (+ semantic adapter) and temporal
+        controller, classifier-free guidance, one scheduler step per timestep.
+
+        Args:
+            latents: initial noise (B, C, n_mels / f, window_columns / f).
+            prompt_embeds, negative_prompt_embeds: the rows' text states (B, L, H); a step callback
+                may replace them (and ``latents``), as in diffusers.
+            added_cond_kwargs: from :meth:`prepare_image_embeds` (``None``: the adapter is detached,
+                so the UNet is exactly the base).
+            condition: the controller's condition image (B or 2B, 1, n_mels, columns), or ``None``.
+
+        Returns:
+            the denoised latents.
+        """
+        device = latents.device
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        extra_step_kwargs = self._extra_step_kwargs(generator)
+        do_cfg = self.do_classifier_free_guidance
+        use_temporal = condition is not None
+        adapter_off = (
+            semantic.detached_semantic_adapter(self.unet)
+            if added_cond_kwargs is None
+            else contextlib.nullcontext()
+        )
+        condition_once = (
+            temporal.condition_embedded_once(self.controlnet, condition)
+            if use_temporal
+            else contextlib.nullcontext()
+        )
+        # Looked up once: a module's dtype walks all its parameters (~10 ms a step for a tiny UNet).
+        unet_dtype = self.unet.dtype
+        controller_dtype = self.controlnet.dtype if use_temporal else None
+
+        def text_states():
+            states = torch.cat([negative_prompt_embeds, prompt_embeds]) if do_cfg else prompt_embeds
+            return states.to(unet_dtype), (states.to(controller_dtype) if use_temporal else None)
+
+        unet_text, controller_text = text_states()
+        with adapter_off, condition_once, self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                model_input = torch.cat([latents] * 2) if do_cfg else latents
+                model_input = self.scheduler.scale_model_input(model_input, t)
+                down_residuals = mid_residual = None
+                if use_temporal:
+                    down_residuals, mid_residual = self.controlnet(
+                        model_input.to(controller_dtype),
+                        t,
+                        encoder_hidden_states=controller_text,
+                        controlnet_cond=condition,
+                        conditioning_scale=float(temporal_scale),
+                        return_dict=False,
+                    )
+                noise_pred = self.unet(
+                    model_input,
+                    t,
+                    encoder_hidden_states=unet_text,
+                    added_cond_kwargs=added_cond_kwargs,
+                    cross_attention_kwargs=self.cross_attention_kwargs,
+                    down_block_additional_residuals=down_residuals,
+                    mid_block_additional_residual=mid_residual,
+                    return_dict=False,
+                )[0]
+                if do_cfg:
+                    noise_uncond, noise_text = noise_pred.chunk(2)
+                    noise_pred = noise_uncond + self.guidance_scale * (noise_text - noise_uncond)
+                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[
+                    0
+                ]
+
+                if callback_on_step_end is not None:
+                    local = {
+                        "latents": latents,
+                        "prompt_embeds": prompt_embeds,
+                        "negative_prompt_embeds": negative_prompt_embeds,
+                    }
+                    outputs = callback_on_step_end(
+                        self, i, t, {k: local[k] for k in callback_on_step_end_tensor_inputs}
+                    )
+                    latents = outputs.pop("latents", latents)
+                    new_prompt = outputs.pop("prompt_embeds", prompt_embeds)
+                    new_negative = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                    if new_prompt is not prompt_embeds or new_negative is not negative_prompt_embeds:
+                        prompt_embeds, negative_prompt_embeds = new_prompt, new_negative
+                        unet_text, controller_text = text_states()
+                progress_bar.update()
+        return latents
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> mel images (B, 3, n_mels, columns) in [0, 1]."""
@@ -630,7 +775,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     def __call__(
         self,
         prompt: str | list[str] | None = None,
-        video: VideoInput | list[VideoInput] | None = None,
+        video: VideoSource | list[VideoSource | None] | None = None,
         negative_prompt: str | list[str] | None = None,
         audio_length_in_s: float | None = None,
         num_inference_steps: int | None = None,
@@ -639,12 +784,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         temporal_scale: float | None = None,
         video_embeds: torch.Tensor | None = None,
         onsets: Sequence[float] | list[Sequence[float]] | None = None,
-        onset_probabilities: np.ndarray | torch.Tensor | None = None,
-        timestamp_mask: np.ndarray | torch.Tensor | None = None,
-        onset_threshold: float = 0.5,
+        onset_probabilities: np.ndarray | torch.Tensor | list | None = None,
+        timestamp_mask: np.ndarray | torch.Tensor | list | None = None,
+        onset_threshold: float | None = None,
         onset_mask: str | None = None,
         timing: str = "exact",
-        num_frames: int = 150,
+        num_frames: int | None = None,
         frame_short_side: int | None = None,
         window_overlap: float = 1.0,
         window_batch_size: int = 1,
@@ -654,6 +799,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         negative_prompt_embeds: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable[[Any, int, int, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> FoleyCrafterPipelineOutput | tuple:
@@ -661,12 +807,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
         Args:
             prompt: text describing the sound (default '', the release's); one per output.
-            video: a video file path, a :class:`~foleycrafter.video.VideoClip`, uint8 frames
-                (T, H, W, 3) (then ``audio_length_in_s`` gives their duration), or a list (one per prompt;
-                ``None`` for an item generated from its text alone).
+            video: per item, one of: a video file path (probed once, its frames decoded window by
+                window: :mod:`foleycrafter.generation`), a probed file's
+                :class:`~foleycrafter.video.VideoInfo`, a :class:`~foleycrafter.video.VideoClip`,
+                uint8 frames (T, H, W, 3) (then ``audio_length_in_s`` gives their duration). One value
+                is shared by every prompt; a list gives one per prompt (``None`` for an item generated
+                from its text alone).
             negative_prompt: text to steer away from (default '').
-            audio_length_in_s: seconds of audio; default: the video's duration (at most one window,
-                10.24 s), or the full window without a video.
+            audio_length_in_s: seconds of audio; default: the video's duration, or one model window
+                (10.24 s for Auffusion) without a video. Longer than one window: see ``window_overlap``.
             num_inference_steps: denoising steps; default: the model's ``default_num_inference_steps``
                 (the release's 25 unless its folder names another, with the sampler saved beside it).
             guidance_scale: classifier-free guidance weight (release 7.5).
@@ -674,10 +823,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             temporal_scale: weight of the temporal controller (0 disables it); default: the model's
                 ``default_temporal_scale`` (the release's 0.2 unless its folder names another).
             video_embeds: precomputed mean CLIP image embeddings (B, 1, D) or (B, D) instead of the video's.
-            onsets: onset times in seconds (one list, or one list per prompt) instead of the detector.
-            onset_probabilities: per-frame probabilities (T,) (or (B, T)) instead of running the detector.
-            timestamp_mask: a ready +-1 mask (columns,) or (B, columns).
-            onset_threshold: detector probability at or above which a frame counts as an onset (0.5).
+            onsets: onset times in seconds instead of the detector: a sequence of numbers shared by
+                every prompt, or a list with one sequence per prompt.
+            onset_probabilities: per-frame probabilities instead of running the detector: (T,) shared,
+                or (B, T) / a list of (T,) arrays, one per prompt.
+            timestamp_mask: a ready +-1 mask: (columns,) shared, or (B, columns) / a list, one per prompt.
+            onset_threshold: detector probability at or above which a frame counts as an onset;
+                default: the onset detector's own (``onset_detector.config.threshold``, 0.5).
             onset_mask: how detector probabilities become the timestamp mask: ``"events"`` (each run
                 of onset frames becomes one onset at the run's probability-weighted centre, marked
                 for 0.1 s like a given onset: the masks the temporal controller is trained on) or
@@ -685,22 +837,29 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 does). Default: ``"frames"`` with ``timing="release"``, else ``"events"``.
             timing: ``"exact"`` (100 mel columns/s, as the vocoder renders) or ``"release"`` (the
                 release's 102.4 columns/s mapping, for reproducing its outputs).
-            num_frames: frames sampled uniformly over the video (per window) for CLIP and the detector
-                (release 150).
+            num_frames: frames sampled uniformly per window for CLIP and the detector; default: the
+                model's ``timeline().detector_frames`` (the release's 150).
             frame_short_side: resize decoded frames so their shorter side has this many pixels (keeps
                 memory flat for high-resolution video); ``None`` keeps full frames as the release does.
-            window_overlap: seconds of overlap (at least) between neighbouring windows of a video longer
-                than one window (10.24 s); their audio is joined with an equal-power crossfade.
-            window_batch_size: windows of such a video denoised together in one batch (1: one at a
+            window_overlap: seconds of overlap (at least) between neighbouring windows of a clip longer
+                than one window; their audio is joined with an equal-power crossfade. Each window gets
+                its own frames, onset mask and semantic embedding.
+            window_batch_size: windows of such a clip denoised together in one batch (1: one at a
                 time). Batching draws the same initial noise, so the mel images are the same up to
                 float rounding (in float32 and float64 so is the audio; bf16's coarser rounding can
                 shift a Griffin-Lim vocoder's phases). It can pay where one window leaves the device
                 idle (a small model; a GPU, unmeasured), and costs memory in proportion
                 (bench/batching.py).
-            generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers.
+            generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
+                a long clip draw their noise from its generator in turn.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
+            cross_attention_kwargs: passed to the UNet's attention processors; ``{"scale": s}`` weights
+                loaded LoRA layers (UNet and text encoder), as in diffusers.
             callback_on_step_end: called after each denoising step as
-                ``callback(pipe, step, timestep, {name: tensor})``; may return replacements.
+                ``callback(pipe, step, timestep, {name: tensor})`` with the tensors named by
+                ``callback_on_step_end_tensor_inputs`` (``latents``, ``prompt_embeds``,
+                ``negative_prompt_embeds``); the tensors it returns replace them. Set
+                ``pipe._interrupt = True`` in it to skip the remaining steps.
 
         Returns:
             :class:`FoleyCrafterPipelineOutput` (or a tuple ``(audios, sample_rate)`` with ``return_dict=False``).
@@ -712,7 +871,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             temporal_scale = self.config.default_temporal_scale
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
-        # 1. Check inputs
+
+        # 1. Check inputs (no file is read yet)
         self.check_inputs(
             prompt,
             video,
@@ -734,270 +894,151 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             callback_on_step_end_tensor_inputs,
             onset_mask,
             window_batch_size,
+            num_frames,
+            cross_attention_kwargs,
         )
+        self._guidance_scale = guidance_scale
+        self._cross_attention_kwargs = cross_attention_kwargs
+        self._interrupt = False
+        onset_threshold = temporal.onset_threshold(onset_threshold, self.onset_detector)
         if onset_mask is None:
             onset_mask = "frames" if timing == "release" else "events"
+        num_frames = num_frames or self.timeline().detector_frames
         batch_size = _batch_size(prompt, prompt_embeds)
         device = self._execution_device
-        do_cfg = guidance_scale > 1.0
-        timeline = self.timeline(timing)
+        mask_timeline = self.timeline(timing)
+        videos = video if isinstance(video, list) else [video] * batch_size
+        onsets = _per_item("onsets", onsets, batch_size, item_ndim=1)
+        onset_probabilities = _per_item("onset_probabilities", onset_probabilities, batch_size, item_ndim=1)
+        timestamp_mask = _per_item("timestamp_mask", timestamp_mask, batch_size, item_ndim=1)
+        if video_embeds is not None:
+            video_embeds = _as_embeds(video_embeds, batch_size)
 
-        # 2. Fix each item's duration; longer than one window -> overlapping windows, joined
-        durations = self.clip_durations(video, batch_size, audio_length_in_s)
-        if max(durations) > self.timeline().window_seconds + 1e-9:
-            return self._generate_long(
-                durations[0],
-                prompt=prompt,
-                video=video,
-                negative_prompt=negative_prompt,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                semantic_scale=semantic_scale,
-                temporal_scale=temporal_scale,
-                video_embeds=video_embeds,
-                onsets=onsets,
-                onset_threshold=onset_threshold,
-                onset_mask=onset_mask,
-                timing=timing,
-                num_frames=num_frames,
-                frame_short_side=frame_short_side,
-                window_overlap=window_overlap,
-                window_batch_size=window_batch_size,
-                generator=generator,
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                output_type=output_type,
-                return_dict=return_dict,
-                unsupported={
-                    "a batch of prompts": batch_size > 1,
-                    "latents": latents is not None,
-                    "onset_probabilities": onset_probabilities is not None,
-                    "timestamp_mask": timestamp_mask is not None,
-                    "callback_on_step_end": callback_on_step_end is not None,
-                    'output_type="latent"': output_type == "latent",
-                },
-            )
+        # 2. Plan each item's model windows (a video file is probed here, once)
+        plans = generation.plan_items(
+            videos, audio_length_in_s, onsets or [None] * batch_size, self.timeline(), window_overlap
+        )
+        self.check_windows(
+            plans,
+            **{
+                "a batch of prompts": batch_size > 1,
+                "latents": latents is not None,
+                "onset_probabilities": onset_probabilities is not None,
+                "timestamp_mask": timestamp_mask is not None,
+            },
+        )
 
-        # 3. Read the video(s): frames sampled over each item's duration
-        clips = self.prepare_clips(video, durations, num_frames, frame_short_side)
-        has_video = any(c is not None for c in clips)
-
-        # 4. Encode the text
+        # 3. Encode the text, once per prompt
+        lora_scale = (cross_attention_kwargs or {}).get("scale")
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
-            prompt, device, do_cfg, negative_prompt, prompt_embeds, negative_prompt_embeds
-        )
-        encoder_hidden_states = (
-            torch.cat([negative_prompt_embeds, prompt_embeds]) if do_cfg else prompt_embeds
+            prompt,
+            device,
+            self.do_classifier_free_guidance,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
+            lora_scale=lora_scale,
         )
 
-        # 5. Semantic branch: mean CLIP embedding of the frames; the negative is all zeros (release)
-        use_semantic = (
-            self.has_semantic_adapter and semantic_scale > 0 and (has_video or video_embeds is not None)
-        )
-        added_cond_kwargs = None
-        if use_semantic:
-            if video_embeds is None:
-                video_embeds = self.encode_videos(clips)
-            video_embeds = _as_embeds(video_embeds, batch_size).to(device=device, dtype=self.unet.dtype)
-            image_embeds = (
-                torch.cat([torch.zeros_like(video_embeds), video_embeds]) if do_cfg else video_embeds
+        # 4-9. Each batch of windows: frames -> conditions -> noise -> denoised latents -> audio
+        batches = generation.denoising_batches(plans, window_batch_size)
+        mel_images, audios, masks, probabilities = [], [], [], []
+        for batch in self.progress_bar(batches) if len(batches) > 1 else batches:
+            rows = [window.item for window in batch]
+            # 4. Decode the frames each window shows
+            clips = self.decode_frames(batch, num_frames, frame_short_side)
+            # 5. Semantic condition: mean CLIP embedding of the frames
+            added_cond_kwargs = self.prepare_image_embeds(
+                clips, video_embeds[rows] if video_embeds is not None else None, semantic_scale, device
             )
-            added_cond_kwargs = {"image_embeds": [image_embeds]}
-            semantic.set_semantic_scale(self.unet, semantic_scale)
-
-        # 6. Temporal branch: timestamp masks -> condition images (1 x n_mels x columns)
-        use_temporal = self.controlnet is not None and temporal_scale > 0
-        masks, probabilities, condition = None, None, None
-        if use_temporal and (
-            has_video or onsets is not None or onset_probabilities is not None or timestamp_mask is not None
-        ):
-            masks, probabilities = self.prepare_timestamp_masks(
-                clips,
-                durations,
-                timeline,
-                onsets,
-                onset_probabilities,
-                timestamp_mask,
-                onset_threshold,
-                onset_mask,
+            # 6. Temporal condition: timestamp masks -> condition images (1 x n_mels x columns)
+            batch_masks, batch_probabilities, condition = None, [None] * len(batch), None
+            if self._uses_temporal(temporal_scale, clips, batch, onset_probabilities, timestamp_mask):
+                batch_masks, batch_probabilities = self.prepare_timestamp_masks(
+                    batch,
+                    clips,
+                    mask_timeline,
+                    _rows(onset_probabilities, rows),
+                    _rows(timestamp_mask, rows),
+                    onset_threshold,
+                    onset_mask,
+                )
+                condition = temporal.mask_to_condition(batch_masks, self.n_mels).to(
+                    device=device, dtype=self.controlnet.dtype
+                )
+                if self.do_classifier_free_guidance:
+                    condition = torch.cat([condition, condition])
+            # 7. Initial noise
+            batch_generator = _batch_generator(generator, rows)
+            batch_latents = self.prepare_latents(
+                len(batch), self.unet.dtype, device, batch_generator, latents
             )
-            condition = temporal.mask_to_condition(masks, self.n_mels).to(
-                device=device, dtype=self.controlnet.dtype
+            # 8. Denoise
+            batch_latents = self.denoise(
+                batch_latents,
+                num_inference_steps,
+                prompt_embeds[rows],
+                negative_prompt_embeds[rows] if negative_prompt_embeds is not None else None,
+                added_cond_kwargs,
+                condition,
+                temporal_scale,
+                batch_generator,
+                callback_on_step_end,
+                callback_on_step_end_tensor_inputs,
             )
-            if do_cfg:
-                condition = torch.cat([condition, condition])
-        use_temporal = condition is not None
+            # 9. Latents -> mel images -> waveforms cut to each window's duration
+            if output_type == "latent":
+                mel_images.append(batch_latents)
+            else:
+                batch_mel_images = self.decode_latents(batch_latents)
+                mel_images.append(batch_mel_images)
+                audios.extend(self.mel_images_to_audio(batch_mel_images, [w.duration for w in batch]))
+            masks.append(batch_masks)
+            probabilities.extend(batch_probabilities)
 
-        # 7. Timesteps
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-
-        # 8. Initial latents
-        latents = self.prepare_latents(batch_size, self.unet.dtype, device, generator, latents)
-        extra_step_kwargs = self._extra_step_kwargs(generator)
-
-        # 9. Denoising loop (the image branch is detached when unused, so the UNet is exactly the base)
-        adapter_off = (
-            semantic.detached_semantic_adapter(self.unet) if not use_semantic else contextlib.nullcontext()
-        )
-        condition_once = (
-            temporal.condition_embedded_once(self.controlnet, condition)
-            if use_temporal
-            else contextlib.nullcontext()
-        )
-        # Looked up once: a module's dtype walks all its parameters (~10 ms a step for a tiny UNet).
-        unet_text = encoder_hidden_states.to(self.unet.dtype)
-        if use_temporal:
-            controller_dtype = self.controlnet.dtype
-            controller_text = encoder_hidden_states.to(controller_dtype)
-        with adapter_off, condition_once, self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                model_input = torch.cat([latents] * 2) if do_cfg else latents
-                model_input = self.scheduler.scale_model_input(model_input, t)
-                down_residuals = mid_residual = None
-                if use_temporal:
-                    down_residuals, mid_residual = self.controlnet(
-                        model_input.to(controller_dtype),
-                        t,
-                        encoder_hidden_states=controller_text,
-                        controlnet_cond=condition,
-                        conditioning_scale=float(temporal_scale),
-                        return_dict=False,
-                    )
-                noise_pred = self.unet(
-                    model_input,
-                    t,
-                    encoder_hidden_states=unet_text,
-                    added_cond_kwargs=added_cond_kwargs,
-                    down_block_additional_residuals=down_residuals,
-                    mid_block_additional_residual=mid_residual,
-                    return_dict=False,
-                )[0]
-                if do_cfg:
-                    noise_uncond, noise_text = noise_pred.chunk(2)
-                    noise_pred = noise_uncond + guidance_scale * (noise_text - noise_uncond)
-                latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[
-                    0
-                ]
-
-                if callback_on_step_end is not None:
-                    local = {
-                        "latents": latents,
-                        "prompt_embeds": prompt_embeds,
-                        "negative_prompt_embeds": negative_prompt_embeds,
-                    }
-                    outputs = callback_on_step_end(
-                        self, i, t, {k: local[k] for k in callback_on_step_end_tensor_inputs}
-                    )
-                    latents = outputs.pop("latents", latents)
-                progress_bar.update()
-
-        # 10. Decode: latents -> mel images -> waveforms cut to each item's duration
-        if output_type == "latent":
-            audios, mel_images = [], latents
-        else:
-            mel_images = self.decode_latents(latents)
-            audios = self.mel_images_to_audio(mel_images, durations)
-            if output_type == "np":
-                audios = [a.cpu().numpy().astype(np.float32) for a in audios]
-                mel_images = mel_images.float().cpu().numpy()
+        # 10. Join each item's windows; output
+        output = self.join_output(plans, audios, mel_images, masks, probabilities, output_type)
         self.maybe_free_model_hooks()
-
         if not return_dict:
-            return audios, self.sample_rate
+            return output.audios, self.sample_rate
+        return output
+
+    def _uses_temporal(self, temporal_scale, clips, batch, onset_probabilities, timestamp_mask) -> bool:
+        """Whether the temporal controller conditions this batch: it exists, its scale is on, and
+        something says where the events are (frames for the detector, onsets, probabilities, a mask)."""
+        return (
+            self.controlnet is not None
+            and temporal_scale > 0
+            and (
+                any(c is not None for c in clips)
+                or any(w.onsets is not None for w in batch)
+                or onset_probabilities is not None
+                or timestamp_mask is not None
+            )
+        )
+
+    def join_output(self, plans, audios, mel_images, masks, probabilities, output_type):
+        """Per-window results -> :class:`FoleyCrafterPipelineOutput`: each item's windows joined into
+        its waveform (:func:`foleycrafter.generation.join_items`); mel images, masks and
+        probabilities kept per window."""
+        mel_images = torch.cat(mel_images)
+        if audios:
+            if any(len(plan.windows) > 1 for plan in plans):
+                joined = generation.join_items(plans, [a.cpu().numpy() for a in audios])
+                audios = joined if output_type == "np" else [torch.from_numpy(a) for a in joined]
+            elif output_type == "np":
+                audios = [a.cpu().numpy().astype(np.float32) for a in audios]
+        if output_type == "np":
+            mel_images = mel_images.float().cpu().numpy()
         return FoleyCrafterPipelineOutput(
             audios=audios,
             sample_rate=self.sample_rate,
             mel_images=mel_images,
-            onset_probabilities=probabilities,
-            timestamp_masks=masks if use_temporal else None,
-            durations=durations,
-            windows=[(0.0, d) for d in durations],
-        )
-
-    def _generate_long(
-        self,
-        duration: float,
-        *,
-        video,
-        onsets,
-        window_overlap,
-        window_batch_size,
-        unsupported,
-        return_dict,
-        output_type,
-        **kwargs,
-    ):
-        """A clip longer than one window: generate overlapping windows (each with its own frames, onset
-        mask and semantic embedding) and join them with an equal-power crossfade (see ``windows``).
-        ``window_batch_size`` windows at a time go through the model as one batch."""
-        refused = [name for name, present in unsupported.items() if present]
-        if refused:
-            raise ValueError(
-                f"This clip is {duration:.2f} s long, so it is generated in windows of "
-                f"{self.timeline().window_seconds:.2f} s, which does not support {', '.join(refused)}."
-            )
-        if isinstance(video, list):
-            video = video[0]
-        if isinstance(video, (np.ndarray, torch.Tensor)):
-            video = _frames_as_clip(video, duration)
-        generator = kwargs.pop("generator")
-        if isinstance(generator, list):
-            # One generator for the one clip: its windows draw their noise from it in turn, in one
-            # batch or one by one alike.
-            generator = generator[0]
-        timeline = self.timeline()
-        plan = plan_windows(
-            timeline.seconds_to_samples(duration), timeline.window_samples, self.sample_rate, window_overlap
-        )
-        groups = [plan[k : k + window_batch_size] for k in range(0, len(plan), window_batch_size)]
-        segments, mel_images, masks, probabilities = [], [], [], []
-        for group in self.progress_bar(groups):
-            out = self(
-                video=[self._window_clip(video, w, kwargs) for w in group] if video is not None else None,
-                audio_length_in_s=group[0].seconds,  # plan_windows makes every window equally long
-                onsets=[select_in_window(onsets, w) for w in group] if onsets is not None else None,
-                generator=generator,
-                output_type="pt",
-                return_dict=True,
-                **_repeat_per_window(kwargs, len(group)),
-            )
-            segments.extend(audio.cpu().numpy() for audio in out.audios)
-            mel_images.append(out.mel_images)
-            for k in range(len(group)):
-                masks.append(out.timestamp_masks[k] if out.timestamp_masks is not None else None)
-                probabilities.append(
-                    out.onset_probabilities[k] if out.onset_probabilities is not None else None
-                )
-        audio = join_windows(segments, plan)
-        mel_images = torch.cat(mel_images)
-        if output_type == "np":
-            mel_images = mel_images.float().cpu().numpy()
-        else:
-            audio = torch.from_numpy(audio)
-        if not return_dict:
-            return [audio], self.sample_rate
-        return FoleyCrafterPipelineOutput(
-            audios=[audio],
-            sample_rate=self.sample_rate,
-            mel_images=mel_images,
             onset_probabilities=probabilities if any(p is not None for p in probabilities) else None,
-            timestamp_masks=np.stack(masks) if all(m is not None for m in masks) else None,
-            durations=[duration],
-            windows=[(w.start_seconds, w.end_seconds) for w in plan],
+            timestamp_masks=np.concatenate(masks) if all(m is not None for m in masks) else None,
+            durations=[plan.duration for plan in plans],
+            windows=[window.video_window.span for plan in plans for window in plan.windows],
         )
-
-    def _window_clip(self, video, window, kwargs) -> VideoClip | None:
-        """The frames of one window: decoded from a path over the window's span, or cut from a clip."""
-        if isinstance(video, (str, os.PathLike)):
-            return self.prepare_clips(
-                video,
-                [window.seconds],
-                kwargs["num_frames"],
-                kwargs["frame_short_side"],
-                window.start_seconds,
-            )[0]
-        return _cut_clip(video, window.start_seconds, window.end_seconds)
 
     def _extra_step_kwargs(self, generator) -> dict:
         # Only some schedulers take a generator (e.g. DDIM's eta noise); PNDM does not.
@@ -1038,10 +1079,8 @@ def _check_video_type(item, name: str, audio_length_in_s) -> None:
     if isinstance(item, (str, os.PathLike)):
         if not os.fspath(item):
             raise ValueError(f"`{name}` is an empty path; pass a video file path.")
-        if not Path(item).is_file():
-            raise ValueError(f"`{name}`: video file not found: '{item}'.")
         return
-    if isinstance(item, VideoClip):
+    if isinstance(item, (VideoClip, VideoInfo)):
         return
     if isinstance(item, (np.ndarray, torch.Tensor)):
         if item.ndim != 4 or item.shape[-1] != 3:
@@ -1052,44 +1091,48 @@ def _check_video_type(item, name: str, audio_length_in_s) -> None:
             )
         return
     raise ValueError(
-        f"`{name}` must be a video file path, a VideoClip or a (T, H, W, 3) uint8 array, got {type(item).__name__}."
+        f"`{name}` must be a video file path, a VideoInfo, a VideoClip or a (T, H, W, 3) uint8 array, "
+        f"got {type(item).__name__}."
     )
 
 
-def _frames_as_clip(frames, duration: float) -> VideoClip:
-    """uint8 frames (T, H, W, 3) taken as spread uniformly over ``duration`` seconds."""
-    frames = np.asarray(torch.as_tensor(frames).cpu())
-    return VideoClip(
-        frames=frames, frame_times=np.arange(len(frames)) * (duration / len(frames)), duration=duration
-    )
+def _per_item(name: str, value, batch: int, item_ndim: int) -> list | None:
+    """One value per item, from an argument documented as either shared or per item.
 
-
-def _cut_clip(clip: VideoClip, start: float, end: float) -> VideoClip | None:
-    """The frames of ``clip`` shown in ``[start, end)`` s, with times relative to ``start``."""
-    if start <= 0 and end >= clip.duration:
-        return clip
-    keep = (clip.frame_times >= start) & (clip.frame_times < end)
-    if not keep.any():
+    Shared: an array or tensor of ``item_ndim`` dimensions, or a sequence of numbers. Per item: an
+    array or tensor with one more dimension (its first is the batch), or a list whose entries are
+    sequences or arrays (one per item). Anything else is passed on as shared, for the value's own
+    check to judge.
+    """
+    if value is None:
         return None
-    return VideoClip(
-        frames=clip.frames[keep],
-        frame_times=clip.frame_times[keep] - start,
-        duration=min(end, clip.duration) - start,
-    )
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        per_item = value.ndim == item_ndim + 1
+    else:
+        per_item = len(value) > 0 and all(
+            isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) for v in value
+        )
+    if not per_item:
+        return [value] * batch
+    if len(value) != batch:
+        raise ValueError(
+            f"`{name}` has {len(value)} per-item entries for a batch of {batch}; give one per prompt."
+        )
+    return list(value)
 
 
-def _per_item(value, index: int, batch: int, ndim: int):
-    """``value`` for item ``index``: either one value shared by all items or a per-item list/array."""
-    array_like = isinstance(value, (np.ndarray, torch.Tensor))
-    if array_like and value.ndim == ndim + 1:
-        if value.shape[0] != batch:
-            raise ValueError(f"Got {value.shape[0]} per-item entries for a batch of {batch}.")
-        return value[index]
-    if not array_like and len(value) and isinstance(value[0], (list, tuple, np.ndarray, torch.Tensor)):
-        if len(value) != batch:
-            raise ValueError(f"Got {len(value)} per-item entries for a batch of {batch}.")
-        return value[index]
-    return value
+def _rows(values: list | None, rows: list[int]) -> list | None:
+    return None if values is None else [values[row] for row in rows]
+
+
+def _batch_generator(generator, rows: list[int]):
+    """The generator(s) a batch draws its noise from: one per prompt for a batch of prompts; the
+    clip's own for the windows of one clip (they draw from it in turn, batched or not)."""
+    if not isinstance(generator, list):
+        return generator
+    if len(set(rows)) == len(rows):
+        return [generator[row] for row in rows] if len(generator) > max(rows) else generator
+    return generator[rows[0]]
 
 
 def _as_embeds(video_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -1105,24 +1148,6 @@ def _as_embeds(video_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:
     if embeds.shape[0] != batch_size:
         raise ValueError(f"`video_embeds` has {embeds.shape[0]} rows for {batch_size} prompts.")
     return embeds
-
-
-def _repeat_per_window(kwargs: dict, count: int) -> dict:
-    """The one clip's prompt arguments repeated for ``count`` windows generated in one batch."""
-    out = dict(kwargs)
-    for name in ("prompt", "negative_prompt"):
-        value = kwargs.get(name)
-        if isinstance(value, list):
-            out[name] = value[:1] * count
-        elif name == "prompt" and value is not None:
-            out[name] = [value] * count
-    for name in ("prompt_embeds", "negative_prompt_embeds", "video_embeds"):
-        value = kwargs.get(name)
-        if value is not None:
-            value = torch.as_tensor(value)
-            if value.ndim >= 2 and value.shape[0] == 1:
-                out[name] = value.expand(count, *value.shape[1:])
-    return out
 
 
 def _hub_kwargs(kwargs: dict) -> dict:

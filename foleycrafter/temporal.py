@@ -17,20 +17,77 @@ All seconds <-> mel-column arithmetic goes through :class:`~foleycrafter.timelin
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diffusers import ControlNetModel
 
+from .models.onset import DEFAULT_ONSET_THRESHOLD, onset_frames
 from .release import load_checked, load_torch_pickle, unwrap_state_dict
 from .timeline import Timeline
-from .video import VideoInfo, load_clip, read_video_info
-from .windows import plan_windows
 
 DEFAULT_EVENT_SECONDS = 0.1
+
+
+def onset_threshold(threshold: float | None, detector=None, name: str = "`onset_threshold`") -> float:
+    """The onset threshold a call uses: ``threshold`` if given, else the detector's own
+    (``detector.config.threshold``), else the release's 0.5. A frame is an onset when its
+    probability is at or above it (:func:`~foleycrafter.models.onset.onset_frames`).
+
+    Raises:
+        ValueError: the threshold is not a probability strictly between 0 and 1.
+    """
+    if threshold is None:
+        threshold = float(detector.config.threshold) if detector is not None else DEFAULT_ONSET_THRESHOLD
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {threshold!r}.")
+    return float(threshold)
+
+
+def parse_onset_times(text: str | None, duration: float | None = None) -> list[float] | None:
+    """Onset times typed by a person (the command line's ``--onsets``, the demo's text field, a
+    captions file's ``onsets`` column), in seconds.
+
+    Args:
+        text: times separated by commas, semicolons or spaces, each optionally ending in ``s``
+            (``"0.5, 1.2s"``); ``"none"`` means no sound events; empty means "not given" (the
+            onset detector decides).
+        duration: the clip's length in seconds, if known: every time must lie in ``[0, duration)``.
+
+    Returns:
+        sorted, distinct times in seconds; ``[]`` for ``"none"``; ``None`` for an empty text.
+
+    Raises:
+        ValueError: an entry is not a number, is negative, or lies at or after ``duration``.
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.lower() == "none":
+        return []
+    times = []
+    for item in re.split(r"[,;\s]+", text):
+        if not item:
+            continue
+        try:
+            value = float(item.removesuffix("s"))
+        except ValueError:
+            raise ValueError(
+                f"Onset times: `{item}` is not a number. Write seconds separated by commas, e.g. `0.5, 1.2`."
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"Onset times: `{item}` is not a time; times are seconds from the start (>= 0).")
+        if duration is not None and value >= duration:
+            raise ValueError(
+                f"Onset times: {value:g} s is at or after the end of the video ({duration:.2f} s); "
+                "remove it or move it earlier."
+            )
+        times.append(value)
+    return sorted(set(times))
 
 
 def controller_from_unet(unet, **kwargs) -> ControlNetModel:
@@ -116,7 +173,7 @@ def mask_from_probabilities(
     probabilities: np.ndarray | torch.Tensor,
     duration: float,
     timeline: Timeline,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_ONSET_THRESHOLD,
 ) -> np.ndarray:
     """Timestamp mask from per-frame onset probabilities.
 
@@ -135,7 +192,7 @@ def mask_from_probabilities(
     probabilities = _probability_frames(probabilities, torch.float32)
     mask = -np.ones(timeline.window_columns, dtype=np.float32)
     frames = timeline.column_to_detector_frame(duration, num_frames=probabilities.size)
-    mask[: frames.size] = np.where(probabilities[frames] >= threshold, 1.0, -1.0)
+    mask[: frames.size] = np.where(onset_frames(probabilities[frames], threshold), 1.0, -1.0)
     return mask
 
 
@@ -216,7 +273,7 @@ ONSET_POSITIONS = ("centre", "first")
 def onsets_from_probabilities(
     probabilities: np.ndarray | torch.Tensor,
     duration: float,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_ONSET_THRESHOLD,
     position: str = "centre",
 ) -> list[float]:
     """Onset times (s) from per-frame detector probabilities: one per run of frames at or above
@@ -244,7 +301,7 @@ def onsets_from_probabilities(
         raise ValueError(f"duration must be a positive number of seconds, got {duration}.")
     if position not in ONSET_POSITIONS:
         raise ValueError(f"position must be one of {ONSET_POSITIONS}, got {position!r}.")
-    on = probabilities >= threshold
+    on = onset_frames(probabilities, threshold)
     edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     frame_seconds = duration / probabilities.size
@@ -257,119 +314,3 @@ def onsets_from_probabilities(
             frame = float((np.arange(start, stop) * weights).sum() / weights.sum())
         times.append((frame + 0.5) * frame_seconds)
     return times
-
-
-@dataclass(frozen=True)
-class WindowDetection:
-    """The onset detector's output on one model window of a video.
-
-    Attributes:
-        start_seconds, end_seconds: the window's span in the video (s).
-        duration: seconds of video its frames cover (less than the span where the video ends first).
-        frame_times: (T,) times of its sampled frames in the video (s).
-        probabilities: (T,) onset probability of each frame.
-        owned: ``(low, high)`` seconds this window answers for: where windows overlap, each frame and
-            onset belongs to the window whose middle is nearer (``-inf``/``inf`` at the ends).
-    """
-
-    start_seconds: float
-    end_seconds: float
-    duration: float
-    frame_times: np.ndarray
-    probabilities: np.ndarray
-    owned: tuple[float, float]
-
-    def onsets(self, threshold: float = 0.5, position: str = "centre") -> list[float]:
-        """Onset times (s in the video) of this window's runs of frames at or above ``threshold``
-        that lie in the part it owns, placed as :func:`onsets_from_probabilities` places them."""
-        times = (
-            np.array(onsets_from_probabilities(self.probabilities, self.duration, threshold, position))
-            + self.start_seconds
-        )
-        low, high = self.owned
-        return times[(times >= low) & (times < high)].tolist()
-
-
-def detect_in_windows(
-    detector,
-    video: str | os.PathLike,
-    num_frames: int = 150,
-    short_side: int | None = 256,
-    timeline: Timeline | None = None,
-    window_overlap: float = 1.0,
-    info: VideoInfo | None = None,
-) -> list[WindowDetection]:
-    """Run the onset detector over a video file, window by window as generation does.
-
-    Each model window (``timeline.window_seconds``: 10.24 s by default; pass ``pipe.timeline()``
-    for a model with another window) gets ``num_frames`` frames sampled uniformly (decoded with
-    ``short_side`` pixels, ``None``: full size). ``info``: the video's :func:`read_video_info`, if
-    the caller has it already (else it is read here).
-    """
-    timeline = timeline or Timeline()
-    info = info or read_video_info(video)
-    plan = plan_windows(
-        timeline.seconds_to_samples(info.duration),
-        timeline.window_samples,
-        timeline.sample_rate,
-        window_overlap,
-    )
-    detections = []
-    for index, window in enumerate(plan):
-        clip = load_clip(
-            video,
-            num_frames=num_frames,
-            start_seconds=window.start_seconds,
-            end_seconds=min(window.end_seconds, info.duration),
-            short_side=short_side,
-        )
-        low = (plan[index - 1].end_seconds + window.start_seconds) / 2 if index > 0 else -np.inf
-        high = (window.end_seconds + plan[index + 1].start_seconds) / 2 if index + 1 < len(plan) else np.inf
-        detections.append(
-            WindowDetection(
-                start_seconds=window.start_seconds,
-                end_seconds=window.end_seconds,
-                duration=clip.duration,
-                frame_times=clip.frame_times + window.start_seconds,
-                probabilities=detector.detect(clip.frames[None])[0].float().numpy(),
-                owned=(low, high),
-            )
-        )
-    return detections
-
-
-def detect_video_onsets(
-    detector,
-    video: str | os.PathLike,
-    threshold: float = 0.5,
-    num_frames: int = 150,
-    short_side: int | None = 256,
-    timeline: Timeline | None = None,
-    window_overlap: float = 1.0,
-    position: str = "centre",
-) -> dict:
-    """Onsets of a video file, detected window by window as generation does (:func:`detect_in_windows`).
-
-    Returns:
-        A JSON-ready dict: ``video``, ``duration`` (s), ``threshold``, ``onsets`` (s, one per run of
-        frames at or above the threshold, placed as :func:`onsets_from_probabilities` places them
-        with ``position``), ``frames`` (``times`` in s and ``probabilities`` of every sampled
-        frame, each from the window that owns it), ``windows`` (``[start, end]`` s).
-    """
-    info = read_video_info(video)
-    windows = detect_in_windows(detector, video, num_frames, short_side, timeline, window_overlap, info)
-    times, probabilities, onsets = [], [], []
-    for window in windows:
-        low, high = window.owned
-        keep = (window.frame_times >= low) & (window.frame_times < high)
-        times.extend(window.frame_times[keep].tolist())
-        probabilities.extend(window.probabilities[keep].tolist())
-        onsets.extend(window.onsets(threshold, position))
-    return {
-        "video": str(video),
-        "duration": info.duration,
-        "threshold": threshold,
-        "onsets": onsets,
-        "frames": {"times": times, "probabilities": probabilities},
-        "windows": [[window.start_seconds, window.end_seconds] for window in windows],
-    }

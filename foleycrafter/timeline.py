@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 TIMINGS = ("exact", "release")
+#: Video frames sampled per model window for CLIP and the onset detector (the release's 150).
+DETECTOR_FRAMES = 150
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Timeline:
     hop_length: int = 160
     window_columns: int = 1024
     vae_scale_factor: int = 8
-    detector_frames: int = 150
+    detector_frames: int = DETECTOR_FRAMES
     timing: str = "exact"
     release_window_seconds: float = 10.0
 

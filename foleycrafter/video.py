@@ -1,17 +1,29 @@
 """Video in, audio and video out: metadata, frames sampled at chosen indices, audio files, muxing.
 
-Two tools, each used for what it does best:
+Three tools, each used for what it does best:
 
+- **PyAV** (``av``, FFmpeg's libraries as a Python API) answers every question about a file's
+  container: its streams and their codecs, the frame rate, the size, the rotation, every video
+  packet's presentation time (hence the exact frame count and the true times of variable-rate
+  video), the container's duration, and why a file cannot be opened. :func:`read_video_info` opens
+  the file once and demuxes it (reads packets, decodes nothing but the first frame, which is where
+  PyAV exposes the display matrix); the :class:`VideoInfo` it returns carries those facts to every
+  later step, which takes it instead of the path and never probes again. Facts come from the
+  library's structures rather than from parsing a tool's text report, whose wording changes between
+  FFmpeg versions.
 - **OpenCV** (``opencv-python-headless``) decodes frames. It runs FFmpeg's decoders in-process and
   hands back one numpy frame at a time, so we can walk a file sequentially, ``grab()`` the frames we
   skip and ``retrieve()`` (convert to an image) only the ones we keep: memory grows with the number
-  of frames sampled, not with the video's length or resolution. It also reports each decoded
-  frame's presentation timestamp, which is what variable-frame-rate files need.
-- **The ffmpeg binary** bundled with ``imageio-ffmpeg`` (no system FFmpeg needed) answers what OpenCV
-  cannot: whether the file has an audio stream and its codec, the video codec, the rotation
-  (display matrix), the container's duration, and why a file cannot be opened. We read its
-  ``ffmpeg -hide_banner -i FILE`` report (there is no ffprobe in the wheel). It also writes
-  ``.flac`` files and muxes the generated audio next to the *copied* video stream.
+  of frames sampled, not with the video's length or resolution. PyAV could decode too: converting
+  to RGB at the target size in one swscale pass it was faster (150 frames at short side 256 from
+  10 s of 720p H.264: 0.9 s of CPU against 1.25 s), but swscale's area scaling is not OpenCV's
+  ``INTER_AREA`` (values differ by up to 85 levels at sharp edges), so frames would change; PyAV's
+  full-size RGB is bit-identical to OpenCV's, and resizing that with OpenCV saves nothing. So
+  OpenCV stays the decoder.
+- **The ffmpeg binary** bundled with ``imageio-ffmpeg`` (no system FFmpeg needed) writes: ``.flac``
+  files, and the generated audio muxed next to the *copied* video stream, with the stream mapping,
+  dispositions and ``-t`` cut its command line states plainly. It also decodes soundtracks
+  (:func:`read_audio_track`), resampling and mixing down with its own filters.
 
 moviepy, the other video library the project could use, is not needed: it drives the same ffmpeg
 binary through pipes of raw frames, fetches frames by time assuming a constant frame rate (wrong
@@ -19,14 +31,19 @@ for variable-rate files), and its writer re-encodes the video, which we must not
 
 Decisions about what real files do:
 
-- Rotation: ``VideoInfo.rotation`` is FFmpeg's display matrix (or legacy ``rotate`` tag) as
+- Rotation: ``VideoInfo.rotation`` is the stream's display matrix (or legacy ``rotate`` tag) as
   clockwise degrees; frames are turned upright here and ``width``/``height`` are the displayed size.
-- Timing: ``VideoInfo.duration`` is ``num_frames / fps``, the video's own length (the container's
-  duration also covers a longer audio track). Frame times are the decoder's presentation
-  timestamps, so variable-frame-rate files get their true times; time ranges are mapped to frames
-  with the packets' timestamps.
+- Timing: ``VideoInfo.frame_times`` are the video packets' presentation times (sorted, from the
+  first frame; frames an edit list hides are left out, as the decoder drops them too), so a time
+  range maps to the right frames even at a variable rate. ``VideoInfo.duration`` is
+  ``num_frames / fps``, the video's own length (the container's duration also covers a longer audio
+  track). Sampled frames carry the decoder's presentation timestamps.
+- Not a moving picture: a still image (a PNG or JPEG, even renamed ``.mp4``), a video stream with
+  a single frame or with none, an audio file, a file whose only picture is cover art: each is a
+  one-line :class:`VideoReadError` saying what the file is.
 - Truncated or corrupt files: an unreadable header is a :class:`VideoReadError`. When the header
-  reads but the data stops early, frames before the cut decode, and asking for a frame past it is a
+  reads but the data stops early, the header's frame count stands (the missing frames are given
+  times at the nominal rate), frames before the cut decode, and asking for a frame past it is a
   :class:`VideoReadError` naming where decoding stopped, rather than a clip silently padded with
   the last good frame (a shortfall of a frame or two, which headers commonly announce, is padded).
   FFmpeg's own log lines about the damage may still appear on stderr.
@@ -39,7 +56,6 @@ error never leaves a half-written file, and an existing file is only replaced wh
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 import re
@@ -47,10 +63,12 @@ import secrets
 import subprocess
 import wave
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .timeline import DETECTOR_FRAMES
 
 
 class VideoReadError(ValueError):
@@ -150,77 +168,8 @@ def run_ffmpeg(
     return result
 
 
-@dataclass(frozen=True)
-class _Probe:
-    """What ``ffmpeg -i FILE`` reports about a file. ``error`` is set when ffmpeg cannot open it."""
-
-    error: str | None = None
-    container: str = ""  # FFmpeg's demuxer names, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm"
-    duration: float | None = None  # container duration, seconds (all streams, centisecond precision)
-    video_codec: str | None = None  # first video stream that is not an attached picture (cover art)
-    fps: float | None = None
-    rotation: int = 0  # clockwise degrees that turn stored frames upright
-    cover_art_only: bool = False
-    audio_codecs: tuple[str, ...] = ()
-
-
-_INPUT = re.compile(r"^Input #0, (.+?), from '")
-_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio|Subtitle|Data|Attachment): (\w+)(.*)$")
-_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_DISPLAY_MATRIX = re.compile(r"display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
-_ROTATE_TAG = re.compile(r"^\s*rotate\s*: (-?\d+(?:\.\d+)?)\s*$")
-_FPS = re.compile(r", (\d+(?:\.\d+)?) fps")
-
-
-def _probe(path: Path) -> _Probe:
-    stat = path.stat()
-    # A path is probed again for every window of a long video and by every reader of it: run
-    # ffmpeg once per version of the file.
-    return _probe_cached(str(path.absolute()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=32)
-def _probe_cached(path: str, mtime_ns: int, size: int) -> _Probe:
-    stderr = run_ffmpeg(["-i", path], check=False).stderr
-    lines = stderr.splitlines()
-    if not any(line.startswith("Input #0") for line in lines):
-        return _Probe(error=_ffmpeg_reason(stderr))
-    container = next((m.group(1) for line in lines if (m := _INPUT.match(line))), "")
-    duration = video_codec = fps = None
-    rotation = None
-    cover_art = False
-    audio_codecs: list[str] = []
-    in_chosen_video = False
-    for line in lines:
-        if match := _DURATION.match(line):
-            hours, minutes, seconds = match.groups()
-            duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        elif match := _STREAM.match(line):
-            kind, codec, rest = match.groups()
-            in_chosen_video = False
-            if kind == "Audio":
-                audio_codecs.append(codec)
-            elif kind == "Video" and "(attached pic)" in rest:
-                cover_art = True
-            elif kind == "Video" and video_codec is None:
-                video_codec, in_chosen_video = codec, True
-                if fps_match := _FPS.search(rest):
-                    fps = float(fps_match.group(1))
-        elif in_chosen_video and (match := _DISPLAY_MATRIX.search(line)):
-            # FFmpeg reports the display matrix as a counter-clockwise angle.
-            rotation = round(-float(match.group(1)) / 90) * 90 % 360
-        elif in_chosen_video and rotation is None and (match := _ROTATE_TAG.match(line)):
-            # The legacy "rotate" tag (older phones/muxers) is a clockwise angle.
-            rotation = round(float(match.group(1)) / 90) * 90 % 360
-    return _Probe(
-        container=container,
-        duration=duration if duration and duration > 0 else None,
-        video_codec=video_codec,
-        fps=fps,
-        rotation=rotation or 0,
-        cover_art_only=cover_art and video_codec is None,
-        audio_codecs=tuple(audio_codecs),
-    )
+# ---------------------------------------------------------------------------------------------------
+# Container facts (PyAV)
 
 
 def _check_input(path: str | os.PathLike) -> Path:
@@ -235,23 +184,10 @@ def _check_input(path: str | os.PathLike) -> Path:
     return path
 
 
-def _probe_media(path: Path) -> _Probe:
-    probe = _probe(path)
-    if probe.error is not None:
-        raise VideoReadError(
-            f"Cannot read '{path}' as a video (ffmpeg: {probe.error}): it is not a video file, or it is "
-            "truncated or corrupt; check the file, or re-encode or re-download it."
-        )
-    return probe
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading
-
-
 @dataclass(frozen=True)
 class VideoInfo:
-    """Metadata of a video file.
+    """Metadata of a video file, read once by :func:`read_video_info`; pass it instead of the path
+    to :func:`load_clip`, :func:`read_frames` and :func:`mux_audio` so the file is not probed again.
 
     Attributes:
         path: the file.
@@ -268,10 +204,13 @@ class VideoInfo:
             audio stream's, None without audio.
         container_duration: seconds, as the container reports it (covers all streams, so it can be
             longer than the video when the audio runs on), None when unknown.
+        frame_times: seconds, float64 (num_frames,), read-only: every frame's presentation time
+            from the first frame's, in display order (true times at a variable rate). Left out
+            (None) when constructing one by hand, it is ``index / fps``. Not part of equality.
         duration: seconds of video, ``num_frames / fps``. With a constant rate this is exactly the
-            video stream's length (the container's duration is rounded to 10 ms and may include a
-            longer audio track); with a variable rate ``fps`` is the average rate, so this is the
-            stream's length as its header states it.
+            video stream's length (the container's duration may include a longer audio track);
+            with a variable rate ``fps`` is the average rate, so this is the stream's length as
+            its header states it.
     """
 
     path: Path
@@ -285,10 +224,245 @@ class VideoInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     container_duration: float | None = None
+    frame_times: np.ndarray = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        times = np.arange(self.num_frames) / self.fps if self.frame_times is None else self.frame_times
+        times = np.array(times, dtype=np.float64)  # an own copy, so read-only means unchanging
+        if times.shape != (self.num_frames,):
+            raise ValueError(
+                f"VideoInfo.frame_times must have shape ({self.num_frames},), got {times.shape}."
+            )
+        times.flags.writeable = False
+        object.__setattr__(self, "frame_times", times)
 
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps
+
+
+def _open_container(path: Path):
+    """PyAV's demuxer on ``path`` (raises ``av.FFmpegError``). Every fact about a file is read
+    through here, once per file."""
+    import av
+
+    # An absolute path: a name with ':' is not taken for a protocol ("http:...").
+    return av.open(str(path.absolute()), mode="r", metadata_errors="replace")
+
+
+@contextlib.contextmanager
+def _opened(path: Path):
+    """The open container of ``path``, closed afterwards; a one-line VideoReadError if it cannot be
+    opened."""
+    import av
+
+    try:
+        container = _open_container(path)
+    except av.FFmpegError as error:
+        if isinstance(error, PermissionError):
+            raise VideoReadError(
+                f"Cannot read '{path}': permission denied; check the file's permissions."
+            ) from error
+        reason = error.strerror or str(error)
+        raise VideoReadError(
+            f"Cannot read '{path}' as a video (FFmpeg: {reason}): it is not a video file, or it is "
+            "truncated or corrupt; check the file, or re-encode or re-download it."
+        ) from error
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _codec_name(stream) -> str:
+    """FFmpeg's name of the codec ("h264", "mp3"), not of the decoder ("mp3float", "libdav1d")."""
+    try:
+        return stream.codec.canonical_name
+    except (AttributeError, ValueError):  # no decoder for it in this build
+        return "unknown"
+
+
+def _is_picture_format(name: str) -> bool:
+    """Whether FFmpeg's demuxer ``name`` reads pictures: "png_pipe", "jpeg_pipe" (a picture found by
+    its content, whatever the file is called), "image2" (by its suffix)."""
+    return name.endswith("_pipe") or name.startswith("image2")
+
+
+# Picture codecs, and how to name them: one frame of these (or from a picture demuxer) is a still image.
+_PICTURE_CODECS = {
+    "png": "PNG", "apng": "PNG", "mjpeg": "JPEG", "gif": "GIF", "webp": "WebP", "bmp": "BMP",
+    "tiff": "TIFF", "jpegxl": "JPEG XL", "jpeg2000": "JPEG 2000", "qoi": "QOI",
+}  # fmt: skip
+_MAKE_A_VIDEO = "ffmpeg -loop 1 -i IN -t 5 -c:v libx264 -pix_fmt yuv420p OUT.mp4"
+
+
+def _demux_video(container, stream) -> tuple[list[int | None], int, float | None]:
+    """Read every packet of ``stream`` (no decoding, except until the first frame comes out).
+
+    Returns:
+        the presentation timestamps (stream time base; None where a packet has none) of the
+        packets shown, in file order; how many packets an edit list hides (flagged discard: the
+        decoder needs them but drops their frames); the counter-clockwise rotation of the stream's
+        display matrix, None without one. PyAV exposes a stream's display matrix only on decoded
+        frames, so the first frame is decoded to read it.
+    """
+    import av
+    from av.sidedata.sidedata import Type
+
+    stamps: list[int | None] = []
+    hidden = 0
+    rotation = None
+    to_decode = 0
+    if stream.codec_context is not None:
+        with contextlib.suppress(AttributeError, ValueError, av.FFmpegError):
+            stream.codec_context.thread_count = 1  # the first frame comes out without waiting for threads
+        to_decode = 32  # packets fed to the decoder at most, for the first frame
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 and packet.pts is None and packet.dts is None:
+                continue  # the empty packet demux() ends with, to flush decoders
+            if packet.is_discard:
+                hidden += 1
+            else:
+                stamps.append(packet.pts if packet.pts is not None else packet.dts)
+            if to_decode:
+                to_decode -= 1
+                try:
+                    frames = stream.decode(packet)
+                except av.FFmpegError:
+                    frames, to_decode = [], 0  # cannot decode: no rotation but the legacy tag
+                if frames:
+                    to_decode = 0
+                    if any(data.type == Type.DISPLAYMATRIX for data in frames[0].side_data):
+                        rotation = float(frames[0].rotation)
+    except av.FFmpegError:
+        pass  # the data ends in damage: the packets before it stand
+    return stamps, hidden, rotation
+
+
+def _frame_rate(stream) -> float:
+    """The stream's average frame rate (what its header or the packets give), 0.0 if unknown."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < float(rate) < 1e5:
+            return float(rate)
+    return 0.0
+
+
+def _probe(path: Path) -> VideoInfo:
+    """Open ``path`` once with PyAV, demux its video stream and return its facts, or raise a
+    one-line VideoReadError for anything that is not a moving picture."""
+    import av
+
+    with _opened(path) as container:
+        audio_codecs = tuple(_codec_name(s) for s in container.streams.audio)
+        streams = container.streams.video
+        cover = any(s.disposition & av.stream.Disposition.attached_pic for s in streams)
+        streams = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
+        if not streams:
+            if audio_codecs:
+                what = f" (it holds only audio: {', '.join(audio_codecs)})"
+            elif not container.streams:
+                what = " (it holds no streams at all: an empty or unfinished recording)"
+            else:
+                what = ""
+            besides = " besides a cover picture" if cover else ""
+            raise VideoReadError(f"'{path}' has no video stream{besides}{what}; pass a video file.")
+        stream = streams[0]
+        codec = _codec_name(stream)
+        format_name = container.format.name
+        announced = stream.frames  # the header's frame count; 0 when the container keeps none
+        duration = container.duration / 1e6 if container.duration and container.duration > 0 else None
+        context = stream.codec_context
+        width, height = (context.width, context.height) if context is not None else (0, 0)
+        stamps, hidden, matrix = _demux_video(container, stream)
+        time_base = stream.time_base
+        fps = _frame_rate(stream)
+        tag = stream.metadata.get("rotate")
+
+    if stamps and time_base and all(stamp is not None for stamp in stamps):
+        times = np.sort(np.asarray(stamps, dtype=np.float64)) * float(time_base)
+        if times[0] < 0 <= times[-1]:
+            # Negative times are frames an edit list hides; the decoder drops them too.
+            times = times[times >= 0]
+        times -= times[0]
+        if not fps and len(times) > 1 and times[-1] > 0:
+            fps = (len(times) - 1) / times[-1]
+    else:
+        times = np.arange(len(stamps)) / fps if fps else np.zeros(len(stamps))
+    if announced > len(stamps) + hidden and fps and len(times):
+        # The header announces frames whose data is missing (a truncated file): they count, at the
+        # nominal rate, so that asking for them says the file is cut rather than quietly ending early.
+        missing = announced - len(stamps) - hidden
+        times = np.concatenate([times, times[-1] + np.arange(1, missing + 1) / fps])
+
+    if matrix is not None:
+        rotation = round(-matrix / 90) * 90 % 360  # the display matrix turns counter-clockwise
+    else:
+        try:
+            rotation = round(float(tag) / 90) * 90 % 360  # the legacy "rotate" tag is clockwise
+        except (TypeError, ValueError):
+            rotation = 0
+
+    if len(times) == 1 and (_is_picture_format(format_name) or codec in _PICTURE_CODECS):
+        kind = _PICTURE_CODECS.get(codec, codec.upper())
+        raise VideoReadError(
+            f"'{path}' is a still image ({kind}), not a video: there is no motion to make sound for; "
+            f"pass a video file, or make one from the picture ({_MAKE_A_VIDEO})."
+        )
+    if len(times) == 0:
+        raise VideoReadError(
+            f"'{path}' has a video stream with no frames in it (an empty or unfinished recording); "
+            "pass a video that has frames."
+        )
+    if len(times) == 1:
+        raise VideoReadError(
+            f"'{path}' holds a single video frame, a still picture rather than a moving one; pass a "
+            "video with more frames."
+        )
+    if not (fps > 0) or width <= 0 or height <= 0:
+        raise VideoReadError(
+            f"'{path}' has no readable video stream (fps={fps:g}, frames={len(times)}, "
+            f"size={width}x{height}); re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4."
+        )
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        path=path,
+        fps=fps,
+        num_frames=len(times),
+        width=width,
+        height=height,
+        rotation=rotation,
+        has_audio=bool(audio_codecs),
+        audio_streams=len(audio_codecs),
+        video_codec=codec,
+        audio_codec=audio_codecs[0] if audio_codecs else None,
+        container_duration=duration,
+        frame_times=times,
+    )
+
+
+def read_video_info(path: str | os.PathLike | VideoInfo) -> VideoInfo:
+    """Read a video's metadata: the file is opened once with PyAV and its video packets are read
+    (demuxed, not decoded; only the first frame is decoded, for its display matrix).
+
+    The frame count and ``frame_times`` come from the packets themselves, so they are right in
+    every container (Matroska/WebM and MPEG-TS store no count; a longer audio track inflates an
+    estimate from the duration) and at variable frame rates. A :class:`VideoInfo` passed in is
+    returned as it is.
+
+    Raises:
+        VideoReadError: empty path, missing file, a folder, not a video, no video stream (an audio
+            file, cover art only), a still image, a video stream with one frame or none, a header
+            that cannot be read (truncated or corrupt file).
+    """
+    if isinstance(path, VideoInfo):
+        return path
+    return _probe(_check_input(path))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding frames (OpenCV)
 
 
 @dataclass
@@ -327,7 +501,7 @@ def _open_capture(path: Path):
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         return None, 0
-    # We rotate frames ourselves from FFmpeg's report, so the result does not depend on whether this
+    # We rotate frames ourselves from the container's facts, so the result does not depend on whether this
     # OpenCV build understands the file's rotation metadata; if it cannot be switched off, we only
     # add what OpenCV leaves out.
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
@@ -342,117 +516,6 @@ def _unsupported_codec(path: Path, codec: str | None) -> VideoReadError:
         f"OpenCV cannot decode the video stream of '{path}' (codec {codec}); re-encode it to H.264, "
         "e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4."
     )
-
-
-def read_video_info(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's metadata without decoding its frames.
-
-    The frame count comes from the header of MP4/MOV (its sample table) and AVI files; other
-    containers (Matroska/WebM, MPEG-TS, raw streams) store none, and OpenCV would estimate it from
-    the container's duration, which a longer audio track inflates, so their video packets are
-    counted instead (demuxing only, no decoding).
-
-    Raises:
-        VideoReadError: empty path, missing file, a folder, not a video, no video stream (an audio
-            file), a header that cannot be read (truncated or corrupt file).
-    """
-    return _read_info(path)[0]
-
-
-def _read_info(path: str | os.PathLike) -> tuple[VideoInfo, np.ndarray | None]:
-    """The video's info, and its frames' presentation times when they had to be scanned."""
-    import cv2
-
-    path = _check_input(path)
-    probe = _probe_media(path)
-    if probe.video_codec is None:
-        audio = f" (it holds only audio: {', '.join(probe.audio_codecs)})" if probe.audio_codecs else ""
-        cover = " besides a cover picture" if probe.cover_art_only else ""
-        raise VideoReadError(f"'{path}' has no video stream{cover}{audio}; pass a video file.")
-    capture, _ = _open_capture(path)
-    if capture is None:
-        raise _unsupported_codec(path, probe.video_codec)
-    try:
-        fps = float(capture.get(cv2.CAP_PROP_FPS))
-        num_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    finally:
-        capture.release()
-    container = probe.duration
-    if not (fps > 0 and math.isfinite(fps)):
-        fps = probe.fps or 0.0
-    if not (fps > 0) and container and num_frames > 0:
-        fps = num_frames / container
-    times = None
-    if num_frames <= 0 or not (probe.container.startswith("mov,") or probe.container == "avi"):
-        times = _scan_frame_times(path)
-        if times is not None and len(times):
-            num_frames = len(times)
-    if num_frames <= 0 and fps > 0:
-        num_frames = round((container or 0) * fps)
-    elif fps > 0 and container and num_frames / fps > container + 2 / fps + 0.01:
-        # More frames than the container can hold: the count is an estimate gone wrong.
-        num_frames = max(1, round(container * fps))
-    if not (fps > 0) or num_frames <= 0 or width <= 0 or height <= 0:
-        raise VideoReadError(
-            f"'{path}' has no readable video stream (fps={fps:g}, frames={num_frames}, size={width}x{height}); "
-            "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4."
-        )
-    if probe.rotation in (90, 270):
-        width, height = height, width
-    info = VideoInfo(
-        path=path,
-        fps=fps,
-        num_frames=num_frames,
-        width=width,
-        height=height,
-        rotation=probe.rotation,
-        has_audio=bool(probe.audio_codecs),
-        audio_streams=len(probe.audio_codecs),
-        video_codec=probe.video_codec,
-        audio_codec=probe.audio_codecs[0] if probe.audio_codecs else None,
-        container_duration=container,
-    )
-    return info, times
-
-
-def _scan_frame_times(path: Path) -> np.ndarray | None:
-    """Presentation times (seconds from the first frame, sorted) of every video packet, read by
-    demuxing only (no decoding), or None if ffmpeg reports no timestamps."""
-    stat = path.stat()
-    # Windowed generation cuts one long video many times: demux it once.
-    return _scan_frame_times_cached(str(path.absolute()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=8)
-def _scan_frame_times_cached(path: str, mtime_ns: int, size: int) -> np.ndarray | None:
-    """``_scan_frame_times`` keyed on the file's modification time and size too, so that a file
-    rewritten in place is scanned again."""
-    result = run_ffmpeg(
-        ["-loglevel", "error", "-i", path, "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"],
-        check=False,
-    )
-    time_base = None
-    pts = []
-    for line in result.stdout.decode("ascii", errors="replace").splitlines():
-        if line.startswith("#tb 0:"):
-            num, den = line.split(":", 1)[1].strip().split("/")
-            time_base = int(num) / int(den)
-        elif line and not line.startswith("#"):
-            fields = line.split(",")
-            if len(fields) >= 3 and fields[2].strip().lstrip("-").isdigit():
-                pts.append(int(fields[2]))
-    pts = [p for p in pts if p != -(2**63)]  # AV_NOPTS_VALUE
-    if time_base is None or not pts:
-        return None
-    times = np.sort(np.asarray(pts, dtype=np.float64)) * time_base
-    if times[0] < 0 <= times[-1]:
-        # Negative times are frames an edit list hides; the decoder drops them too.
-        times = times[times >= 0]
-    times = times - times[0]
-    times.flags.writeable = False  # shared by the cache
-    return times
 
 
 def _target_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
@@ -470,7 +533,7 @@ def _decode(info: VideoInfo, indices: np.ndarray, short_side: int | None) -> tup
     decoded in one sequential pass that keeps only the wanted frames."""
     import cv2
 
-    path = info.path
+    path = _check_input(info.path)  # a VideoInfo may outlive its file
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if short_side is not None and (int(short_side) != short_side or short_side < 1):
         raise ValueError(f"short_side must be a positive number of pixels, got {short_side}.")
@@ -536,16 +599,16 @@ def _decode(info: VideoInfo, indices: np.ndarray, short_side: int | None) -> tup
         for j in range(decoded, len(wanted)):
             frames[inverse == j] = frames[inverse == last][0]
             kept_times[j] = kept_times[last] + (wanted[j] - wanted[last]) / info.fps
-    # The decoder's timestamps give variable-rate files their true times; when a file has none
-    # (they come back missing or out of order), fall back to the nominal rate.
+    # The decoder's timestamps give variable-rate files their true times; when they come back
+    # missing or out of order, the packets' times (read with the info) stand in.
     if not (np.all(np.isfinite(kept_times)) and kept_times[0] >= 0 and np.all(np.diff(kept_times) > 0)):
-        kept_times = wanted / info.fps
+        kept_times = info.frame_times[wanted]
     times[:] = kept_times[inverse]
     return frames, times
 
 
 def read_frames(
-    path: str | os.PathLike, indices: np.ndarray | Sequence[int], short_side: int | None = None
+    video: str | os.PathLike | VideoInfo, indices: np.ndarray | Sequence[int], short_side: int | None = None
 ) -> np.ndarray:
     """Decode the frames at ``indices`` (frame numbers from 0, may repeat, any order).
 
@@ -553,6 +616,7 @@ def read_frames(
     the wanted ones are kept, so memory is ``len(indices)`` output frames whatever the video's length.
 
     Args:
+        video: a path, or its :func:`read_video_info` (then the file is not probed again).
         short_side: if given, each kept frame is resized (area interpolation) so that its shorter
             side is this many pixels; frames already smaller are left as they are.
 
@@ -562,14 +626,14 @@ def read_frames(
 
     Raises:
         VideoReadError: the file cannot be read, or it ends well before a wanted frame (truncated).
-        ValueError: an index is negative or not below ``read_video_info(path).num_frames``.
+        ValueError: an index is negative or not below ``read_video_info(video).num_frames``.
     """
-    return _decode(read_video_info(path), indices, short_side)[0]
+    return _decode(read_video_info(video), indices, short_side)[0]
 
 
 def load_clip(
-    path: str | os.PathLike,
-    num_frames: int = 150,
+    video: str | os.PathLike | VideoInfo,
+    num_frames: int = DETECTOR_FRAMES,
     start_seconds: float = 0.0,
     end_seconds: float | None = None,
     short_side: int | None = None,
@@ -578,10 +642,12 @@ def load_clip(
     ``[start_seconds, end_seconds)``: ``np.linspace(i0, i1 - 1, num_frames).astype(int)`` where
     ``i0..i1-1`` are those frames. Over a whole video this is the release's sampling.
 
-    Which frames fall in the range is decided from the file's packet timestamps, so a
-    variable-frame-rate video is cut at the right frames.
+    Which frames fall in the range is decided from the packets' timestamps
+    (``VideoInfo.frame_times``), so a variable-frame-rate video is cut at the right frames.
 
     Args:
+        video: a path, or its :func:`read_video_info` (then the file is not probed again: cutting
+            a long video into windows reads its facts once).
         num_frames: frames to return (indices repeat when the range holds fewer).
         start_seconds, end_seconds: the time range, seconds; ``end_seconds`` defaults to (and is
             clipped to) the video's duration.
@@ -590,12 +656,12 @@ def load_clip(
     Returns:
         a VideoClip: ``frames`` (num_frames, H, W, 3) RGB uint8; ``frame_times`` (num_frames,) in
         seconds from ``start_seconds``, from the decoder's presentation timestamps (true times for
-        variable-rate files; ``index / fps`` when the file carries none); ``duration`` =
+        variable-rate files; the packets' times when the decoder gives none); ``duration`` =
         ``min(end_seconds, video duration) - start_seconds``.
     """
     if int(num_frames) != num_frames or num_frames < 1:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames}.")
-    info, times = _read_info(path)
+    info = read_video_info(video)
     start = float(start_seconds)
     end = info.duration if end_seconds is None else min(float(end_seconds), info.duration)
     if not (math.isfinite(start) and start >= 0):
@@ -606,11 +672,7 @@ def load_clip(
         )
     first, stop = 0, info.num_frames
     if start > 0 or end < info.duration:
-        if times is None:
-            times = _scan_frame_times(info.path)
-        if times is None or not len(times):
-            times = np.arange(info.num_frames) / info.fps
-        times = times[: info.num_frames]
+        times = info.frame_times
         # Half a millisecond of slack: a frame stamped 0.9996 s belongs to a range starting at 1 s.
         first = int(np.searchsorted(times, start - 5e-4))
         stop = int(np.searchsorted(times, end - 5e-4))
@@ -740,23 +802,24 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def mux_audio(
-    video_path: str | os.PathLike,
+    video: str | os.PathLike | VideoInfo,
     waveform,
     sample_rate: int,
     out_path: str | os.PathLike,
     keep_original_audio: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``out_path`` (.mp4, .mov or .mkv): the video stream of ``video_path`` copied bit for
+    """Write ``out_path`` (.mp4, .mov or .mkv): the video stream of ``video`` copied bit for
     bit (not re-encoded) with ``waveform`` as its first, default audio track (AAC).
 
     The generated audio is cut or padded with silence to the video's duration
-    (``read_video_info(video_path).duration``), so the output lasts as long as the video. The
+    (``read_video_info(video).duration``), so the output lasts as long as the video. The
     original soundtrack (first audio stream) is dropped, or kept as a second, non-default track
     with ``keep_original_audio=True`` (copied when the container takes its codec, else AAC; cut to
     the video's duration). Subtitle and data streams are not carried over.
 
     Args:
+        video: a path, or its :func:`read_video_info` (then the file is not probed again).
         waveform: mono samples (samples,), float in [-1, 1] or int16, at ``sample_rate`` Hz.
 
     Raises:
@@ -765,7 +828,8 @@ def mux_audio(
         VideoReadError: the input cannot be read as a video.
         FFmpegError: ffmpeg failed (the message carries its reason); nothing is left at ``out_path``.
     """
-    video_path, out_path = _check_input(video_path), Path(out_path)
+    info = video if isinstance(video, VideoInfo) else None
+    video_path, out_path = _check_input(info.path if info else video), Path(out_path)
     container = _MUX_FORMATS.get(out_path.suffix.lower())
     if container is None:
         raise ValueError(
@@ -776,7 +840,8 @@ def mux_audio(
         raise ValueError(
             f"Refusing to write over the input video '{video_path}'; choose another output file name."
         )
-    info = read_video_info(video_path)
+    if info is None:
+        info = read_video_info(video_path)
     rate = _check_rate(sample_rate)
     samples = _mono(waveform)
     length = round(info.duration * rate)
@@ -805,8 +870,11 @@ def mux_audio(
     return out_path
 
 
-def read_audio_track(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
-    """Decode the first audio stream of a video or audio file.
+def read_audio_track(path: str | os.PathLike | VideoInfo, sample_rate: int = 16000) -> np.ndarray:
+    """Decode the first audio stream of a video or audio file (by the ffmpeg binary).
+
+    Args:
+        path: a path, or a video's :func:`read_video_info` (then the file is not probed again).
 
     Returns:
         mono float32 samples (samples,) in [-1, 1] at ``sample_rate`` Hz (channels averaged,
@@ -815,10 +883,15 @@ def read_audio_track(path: str | os.PathLike, sample_rate: int = 16000) -> np.nd
     Raises:
         VideoReadError: the file cannot be read or has no audio stream.
     """
-    path = _check_input(path)
+    info = path if isinstance(path, VideoInfo) else None
+    path = _check_input(info.path if info else path)
     rate = _check_rate(sample_rate)
-    probe = _probe_media(path)
-    if not probe.audio_codecs:
+    if info is not None:
+        has_audio = info.has_audio
+    else:
+        with _opened(path) as container:
+            has_audio = bool(container.streams.audio)
+    if not has_audio:
         raise VideoReadError(f"'{path}' has no audio stream; pass a file with a soundtrack.")
     result = run_ffmpeg(
         ["-loglevel", "error", "-i", path.absolute(), "-map", "0:a:0", "-ac", "1", "-ar", str(rate)]

@@ -56,18 +56,19 @@ def plan_windows(
     of at most two windows.
 
     Raises:
-        ValueError: the overlap is not in ``[0, half a window]`` or the length is not positive.
+        ValueError: the length is not positive, or (for a clip longer than one window) the overlap
+            is not in ``[0, a quarter of a window]``.
     """
     if total_samples <= 0:
         raise ValueError(f"A clip needs a positive length, got {total_samples} samples.")
+    if total_samples <= window_samples:
+        return [Window(0, total_samples, sample_rate)]  # no neighbours: the overlap plays no part
     overlap = int(round(min_overlap_seconds * sample_rate))
     if not 0 <= overlap <= window_samples // 4:
         raise ValueError(
             f"The window overlap must lie in [0, {window_samples / 4 / sample_rate:.2f}] s "
             f"(a quarter of a window), got {min_overlap_seconds} s."
         )
-    if total_samples <= window_samples:
-        return [Window(0, total_samples, sample_rate)]
     count = math.ceil((total_samples - overlap) / (window_samples - overlap))
     length = math.ceil((total_samples + (count - 1) * overlap) / count)
     starts = [k * (length - overlap) for k in range(count - 1)] + [total_samples - length]

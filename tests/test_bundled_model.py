@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from foleycrafter.cli import DEFAULT_MODEL
+from foleycrafter.runtime import BUNDLED_MODEL as DEFAULT_MODEL
 
 
 def write_synthfoley_clip(folder, index, seconds, fps):

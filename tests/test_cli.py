@@ -314,13 +314,13 @@ def test_bad_arguments_exit_2():
 def test_auto_dtype_is_bfloat16_only_on_cpus_that_compute_it(monkeypatch, native_model):
     import torch
 
-    from foleycrafter import FoleyCrafterPipeline, cli
+    from foleycrafter import FoleyCrafterPipeline, runtime
 
-    monkeypatch.setattr(cli, "cpu_has_native_bfloat16", lambda: True)
-    assert cli.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.bfloat16)
-    assert cli.resolve_device_and_dtype("cpu", "float32")[1] == torch.float32
-    monkeypatch.setattr(cli, "cpu_has_native_bfloat16", lambda: False)
-    assert cli.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: True)
+    assert runtime.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.bfloat16)
+    assert runtime.resolve_device_and_dtype("cpu", "float32")[1] == torch.float32
+    monkeypatch.setattr(runtime, "cpu_has_native_bfloat16", lambda: False)
+    assert runtime.resolve_device_and_dtype("cpu", "auto") == (torch.device("cpu"), torch.float32)
 
     # bfloat16 on CPU is laid out channels-last; float32 keeps the default layout.
     def channels_last(pipe):
@@ -328,16 +328,16 @@ def test_auto_dtype_is_bfloat16_only_on_cpus_that_compute_it(monkeypatch, native
         return [conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs]
 
     cpu = torch.device("cpu")
-    fp32 = cli.place_pipeline(FoleyCrafterPipeline.from_pretrained(native_model), cpu, torch.float32)
+    fp32 = runtime.place_pipeline(FoleyCrafterPipeline.from_pretrained(native_model), cpu, torch.float32)
     assert channels_last(fp32) == [False, False, False]
     bf16 = FoleyCrafterPipeline.from_pretrained(native_model, dtype=torch.bfloat16)
-    bf16 = cli.place_pipeline(bf16, cpu, torch.bfloat16)
+    bf16 = runtime.place_pipeline(bf16, cpu, torch.bfloat16)
     assert channels_last(bf16) == [True, True, True]
 
 
 def test_missing_model_says_what_to_pass(videos, monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("FOLEYCRAFTER_MODEL", raising=False)
-    monkeypatch.setattr("foleycrafter.cli.DEFAULT_MODEL", tmp_path / "absent")
+    monkeypatch.setattr("foleycrafter.runtime.BUNDLED_MODEL", tmp_path / "absent")
     code = main(["generate", str(videos["silent_15"]), "-o", str(tmp_path / "o.mp4")])
     err = capsys.readouterr().err
     assert code == 2 and "--model FOLDER" in err and "--base" in err

@@ -152,7 +152,7 @@ def _assert_soundtrack(video: Path, duration: float) -> None:
 
 def test_detect_edit_generate(page, server, native_model, test_video, tmp_path):
     from foleycrafter.demo import format_onsets
-    from foleycrafter.temporal import detect_video_onsets
+    from foleycrafter.generation import detect_video_onsets
 
     _, cache = server
     assert page.locator("#model-banner").inner_text().startswith("Model:")
@@ -162,10 +162,13 @@ def test_detect_edit_generate(page, server, native_model, test_video, tmp_path):
 
     # The tiny detector is random: pick a threshold at which it finds onsets in this video, and
     # compute what the page must show with the same detector.
-    detector = cache.get(Path(native_model)).onset_detector
-    probabilities = detect_video_onsets(detector, test_video, threshold=0.5)["frames"]["probabilities"]
+    pipe = cache.get(Path(native_model))
+    detector, timeline = pipe.onset_detector, pipe.timeline()
+    probabilities = detect_video_onsets(detector, test_video, timeline, 0.5, short_side=256)["frames"][
+        "probabilities"
+    ]
     threshold = math.floor(float(np.median(probabilities)) * 100) / 100  # the slider's 0.01 steps
-    found = detect_video_onsets(detector, test_video, threshold=threshold, short_side=256)["onsets"]
+    found = detect_video_onsets(detector, test_video, timeline, threshold, short_side=256)["onsets"]
     expected = sorted({round(t, 2) for t in found})  # shown to 10 ms, each time once
     assert expected, "test setup: the detector should find onsets at the median probability"
 
@@ -255,7 +258,6 @@ def test_onset_text():
 
 
 def test_model_and_video_checks(tmp_path, test_video):
-    from foleycrafter.cli import DEFAULT_MODEL
     from foleycrafter.demo import (
         DemoError,
         check_video,
@@ -264,6 +266,7 @@ def test_model_and_video_checks(tmp_path, test_video):
         model_folder,
         on_folder,
     )
+    from foleycrafter.runtime import BUNDLED_MODEL as DEFAULT_MODEL
 
     if not DEFAULT_MODEL.is_dir():
         with pytest.raises(DemoError, match="does not exist yet"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from foleycrafter.data import synthfoley as sf
-from foleycrafter.eval import benchmark
+from foleycrafter.eval import benchmark, report, running
 from foleycrafter.eval.classifier import DEFAULT_CLASSIFIER, AudioClassifier, load_classifier, read_split
 from foleycrafter.eval.frechet import (
     embedding_statistics,
@@ -150,7 +150,7 @@ def model_folder(release_pipe, tmp_path_factory):
 
 
 def test_configurations_match_the_issue_table():
-    c = benchmark.CONFIGURATIONS
+    c = running.CONFIGURATIONS
     assert list(c) == [
         "base_class_prompt",
         "base_empty_prompt",
@@ -172,25 +172,25 @@ def test_configurations_match_the_issue_table():
         and release.selects({"duration": 9.0})
         and not release.selects({"duration": 7.9})
     )
-    overridden = benchmark._resolve_configurations("base_empty_prompt,both_detected", 0.5)
+    overridden = running._resolve_configurations("base_empty_prompt,both_detected", 0.5)
     assert [x.temporal_scale for x in overridden] == [0.0, 0.5]
     with pytest.raises(ValueError, match="unknown configuration"):
-        benchmark._resolve_configurations(["nope"], None)
+        running._resolve_configurations(["nope"], None)
 
 
 def test_configurations_the_model_cannot_run_are_named():
     bare = SimpleNamespace(
         has_semantic_adapter=False, image_encoder=None, controlnet=None, onset_detector=None
     )
-    c = benchmark.CONFIGURATIONS
-    assert benchmark._missing_parts(bare, c["base_empty_prompt"]) == []
-    assert benchmark._missing_parts(bare, c["semantic_empty_prompt"]) == ["semantic adapter"]
-    assert benchmark._missing_parts(bare, c["both_detected"]) == ["semantic adapter", "temporal controller"]
+    c = running.CONFIGURATIONS
+    assert running._missing_parts(bare, c["base_empty_prompt"]) == []
+    assert running._missing_parts(bare, c["semantic_empty_prompt"]) == ["semantic adapter"]
+    assert running._missing_parts(bare, c["both_detected"]) == ["semantic adapter", "temporal controller"]
     no_detector = SimpleNamespace(
         has_semantic_adapter=True, image_encoder=object(), controlnet=object(), onset_detector=None
     )
-    assert benchmark._missing_parts(no_detector, c["temporal_gt_onsets"]) == []
-    assert benchmark._missing_parts(no_detector, c["both_detected"]) == ["video onset detector"]
+    assert running._missing_parts(no_detector, c["temporal_gt_onsets"]) == []
+    assert running._missing_parts(no_detector, c["both_detected"]) == ["video onset detector"]
 
 
 def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
@@ -237,7 +237,7 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
         entry = by_name[name]
         assert entry["skipped"] is None
         metrics = entry["metrics"]
-        for key in benchmark.METRIC_NAMES:
+        for key in running.METRIC_NAMES:
             assert key in metrics
         for key in ("f1", "precision", "recall", "average_precision", "count_accuracy", "semantic_accuracy"):
             assert 0.0 <= metrics[key] <= 1.0, (name, key, metrics[key])
@@ -282,9 +282,9 @@ def test_eval_takes_the_models_default_steps(release_pipe, tiny_split):
     pipe = FoleyCrafterPipeline(**release_pipe.components, default_num_inference_steps=2)
     pipe.set_progress_bar_config(disable=True)
     settings = dict(configurations=["base_empty_prompt"], max_clips=1, classifier=None)
-    by_default = benchmark.evaluate_model(pipe, tiny_split, **settings)
+    by_default = running.evaluate_model(pipe, tiny_split, **settings)
     assert by_default["settings"]["steps"] == 2
-    explicit = benchmark.evaluate_model(pipe, tiny_split, steps=2, **settings)
+    explicit = running.evaluate_model(pipe, tiny_split, steps=2, **settings)
     assert by_default["configurations"][0]["metrics"]["f1"] == explicit["configurations"][0]["metrics"]["f1"]
     assert [row["estimated_onsets"] for row in by_default["configurations"][0]["clips"]] == [
         row["estimated_onsets"] for row in explicit["configurations"][0]["clips"]
@@ -298,10 +298,10 @@ def test_eval_in_two_worker_processes_matches_one_process(model_folder, tiny_spl
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each of 2 workers gets on a 2-core machine: the same arithmetic
     try:
-        one = benchmark.evaluate_model(model_folder, tiny_split, **settings)
+        one = running.evaluate_model(model_folder, tiny_split, **settings)
     finally:
         torch.set_num_threads(threads)
-    two = benchmark.evaluate_model(model_folder, tiny_split, workers=2, **settings)
+    two = running.evaluate_model(model_folder, tiny_split, workers=2, **settings)
     rows_one, rows_two = one["configurations"][0]["clips"], two["configurations"][0]["clips"]
     assert len(rows_one) == len(rows_two) == 2
     if (os.cpu_count() or 1) <= 2:
@@ -311,14 +311,14 @@ def test_eval_in_two_worker_processes_matches_one_process(model_folder, tiny_spl
     with pytest.raises(ValueError, match="workers > 1 .* pass a model folder"):
         from foleycrafter import FoleyCrafterPipeline
 
-        benchmark.evaluate_model(FoleyCrafterPipeline.from_pretrained(model_folder), tiny_split, workers=2)
+        running.evaluate_model(FoleyCrafterPipeline.from_pretrained(model_folder), tiny_split, workers=2)
 
 
 def test_eval_reports_bad_inputs(tiny_split, tmp_path):
     with pytest.raises(FileNotFoundError, match="metadata.jsonl"):
-        benchmark.evaluate_model(tmp_path / "model", tmp_path, split="test")
+        running.evaluate_model(tmp_path / "model", tmp_path, split="test")
     with pytest.raises(ValueError, match="max_clips"):
-        benchmark.evaluate_model(tmp_path / "model", tiny_split, max_clips=0)
+        running.evaluate_model(tmp_path / "model", tiny_split, max_clips=0)
 
 
 def test_bundled_classifier_is_documented():
@@ -346,18 +346,18 @@ def fake_results(*names, steps=25, date="2026-11-30T00:00:00+00:00", f1_truth=1.
 def test_results_of_separate_runs_merge_into_one_table(tmp_path, capsys):
     a = fake_results("both_detected")
     b = fake_results("base_empty_prompt", "temporal_gt_onsets", date="2026-12-01T00:00:00+00:00")
-    merged = benchmark.merge_results([a, b], names=["a.json", "b.json"])
+    merged = report.merge_results([a, b], names=["a.json", "b.json"])
     names = [e["configuration"]["name"] for e in merged["configurations"]]
     assert names == ["both_detected", "base_empty_prompt", "temporal_gt_onsets"]
     assert merged["date"] == b["date"] and merged["merged_from"] == ["a.json", "b.json"]
     assert len(a["configurations"]) == 1  # the inputs are left as they were
 
     with pytest.raises(ValueError, match="b.json was run with other settings than a.json: steps"):
-        benchmark.merge_results([a, fake_results("x", steps=10)], names=["a.json", "b.json"])
+        report.merge_results([a, fake_results("x", steps=10)], names=["a.json", "b.json"])
     with pytest.raises(ValueError, match="other clips"):
-        benchmark.merge_results([a, fake_results("x", f1_truth=0.9)])
+        report.merge_results([a, fake_results("x", f1_truth=0.9)])
     with pytest.raises(ValueError, match="'both_detected' is in both"):
-        benchmark.merge_results([a, fake_results("both_detected")])
+        report.merge_results([a, fake_results("both_detected")])
 
     # The command line: --merge needs no --data and writes the joined JSON.
     for name, part in (("a.json", a), ("b.json", b)):

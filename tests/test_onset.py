@@ -199,7 +199,7 @@ def test_release_detect_runs_each_clip_alone():
     # Whereas one forward over both clips mixes their statistics.
     mixed = torch.sigmoid(model(model.preprocess(frames)))
     assert not torch.allclose(mixed, together, atol=1e-6)
-    assert torch.equal(model.onsets(frames), together > 0.5)
+    assert torch.equal(model.onsets(frames), together >= 0.5)
 
 
 def test_clean_mode_eval_uses_running_statistics():
@@ -233,7 +233,8 @@ def test_from_release_loads_wrapped_and_bare_files(tmp_path, wrapped):
     loaded = OnsetDetector.from_release(path, **SMALL)
     assert loaded.config.preprocessing == "release" and not loaded.training
     frames = random_frames(2, 5, 48, 48)
-    torch.testing.assert_close(loaded.detect(frames), source.detect(frames), rtol=0, atol=0)
+    # Equal weights in a re-created module: kernels may round differently on other CPUs (~6e-8 seen).
+    torch.testing.assert_close(loaded.detect(frames), source.detect(frames), rtol=0, atol=1e-6)
     clean = OnsetDetector.from_release(path, preprocessing="clean", **SMALL)
     torch.testing.assert_close(clean(torch.ones(1, 3, 2, 32, 32)), tiny("clean")(torch.ones(1, 3, 2, 32, 32)))
 
@@ -297,9 +298,11 @@ def test_save_pretrained_round_trip(tmp_path):
     assert list(loaded.config.block_channels) == [8, 8, 16, 16] and list(loaded.config.layers) == [1, 1, 1, 1]
     assert loaded.config.crop_size == 32
     frames = random_frames(2, 5, 48, 48)
-    torch.testing.assert_close(loaded.detect(frames), model.detect(frames), rtol=0, atol=0)
+    # The loaded weights are equal bit for bit but sit at other addresses (safetensors is mapped, not
+    # copied), so some CPUs pick other kernels: ~6e-8 apart on an AVX2-only EPYC; a wrong weight is >1e-5.
+    torch.testing.assert_close(loaded.detect(frames), model.detect(frames), rtol=0, atol=1e-6)
     release = tiny("release")
     release.save_pretrained(tmp_path / "release")
     reloaded = OnsetDetector.from_pretrained(tmp_path / "release")
     assert reloaded.config.preprocessing == "release"
-    torch.testing.assert_close(reloaded.detect(frames), release.detect(frames), rtol=0, atol=0)
+    torch.testing.assert_close(reloaded.detect(frames), release.detect(frames), rtol=0, atol=1e-6)

@@ -173,7 +173,9 @@ def test_native_round_trip_gives_identical_audio(release_pipe, clip, tmp_path):
     assert loaded.has_semantic_adapter and loaded.onset_detector is not None
     assert loaded.onset_detector.config.preprocessing == "release"
     after = generate(loaded, clip, onsets=[1.0]).audios[0]
-    np.testing.assert_array_equal(before, after)
+    # Equal weights, but mapped from the new files at other addresses: some CPUs then pick other
+    # kernels (~1e-7 apart). A wrong part or setting moves the audio by >1e-6 (one mel column: 1.3e-6).
+    np.testing.assert_allclose(after, before, rtol=0, atol=5e-7)
     # Saving did not strip the adapter from the pipeline that was saved.
     assert release_pipe.has_semantic_adapter
 
@@ -359,7 +361,7 @@ def test_batch_of_prompts_matches_single_runs(release_pipe, clip):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"video": "no/such/file.mp4"}, "video file not found"),
+        ({"video": "no/such/file.mp4"}, "(?i)video file not found"),
         ({"video": ""}, "empty path"),
         ({"semantic_scale": -1.0}, "semantic_scale"),
         ({"temporal_scale": float("nan")}, "temporal_scale"),
@@ -429,7 +431,8 @@ def test_three_minute_video_goes_through_the_windowed_path(release_pipe, tmp_pat
 
 @pytest.fixture(scope="module")
 def float64_pipe(release_pipe):
-    # In float64 a batched matrix product rounds like a single one, so batching must change nothing.
+    # In float64, batching's rounding (GEMM blocking depends on the batch and the CPU) stays ~1e-15:
+    # far below the last place of the float32 outputs, which batching in float32 moves by ~1e-4.
     pipe = copy.deepcopy(release_pipe)
     pipe.to(dtype=torch.float64)
     return pipe
@@ -446,8 +449,9 @@ def test_windows_batched_give_the_audio_of_windows_one_by_one(float64_pipe, tmp_
         batched = generate(float64_pipe, path, num_inference_steps=2, window_batch_size=size, **onsets)
         assert len(batched.windows) == 3 and batched.windows == one_by_one.windows
         np.testing.assert_array_equal(batched.timestamp_masks, one_by_one.timestamp_masks)
-        np.testing.assert_array_equal(batched.mel_images, one_by_one.mel_images)
-        np.testing.assert_array_equal(batched.audios[0], one_by_one.audios[0])
+        # The outputs are float32: one last-place step apart at most (6e-8 below 1.0, 3e-8 at 0.34).
+        np.testing.assert_allclose(batched.mel_images, one_by_one.mel_images, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(batched.audios[0], one_by_one.audios[0], rtol=0, atol=1e-7)
 
 
 def test_windows_batched_in_float32_differ_by_rounding_only(release_pipe, tmp_path):

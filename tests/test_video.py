@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import stat
@@ -352,6 +353,195 @@ def test_clip_validates_frames():
         VideoClip(frames=np.zeros((4, 8, 8), np.uint8), frame_times=np.zeros(4), duration=1.0)
     with pytest.raises(ValueError, match="uint8"):
         VideoClip(frames=np.zeros((4, 8, 8, 3), np.float32), frame_times=np.zeros(4), duration=1.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One probe per file; what is not a moving picture
+
+READERS = (read_video_info, lambda p: load_clip(p, num_frames=4), lambda p: read_frames(p, [0]))
+
+
+def write_picture(path: Path, image_format: str) -> Path:
+    """A 64x48 picture saved as ``image_format`` (PNG, JPEG, GIF) whatever ``path``'s suffix."""
+    from PIL import Image
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :32] = (200, 30, 30)
+    picture[::4] = 255
+    Image.fromarray(picture).save(path, format=image_format)
+    return path
+
+
+def test_a_probed_video_is_not_opened_again(media, tmp_path, monkeypatch):
+    import foleycrafter.video as video
+
+    opened = {"facts": 0, "decoding": 0}
+
+    def counting(kind, function):
+        def counted(*args, **kwargs):
+            opened[kind] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(video, "_open_container", counting("facts", video._open_container))
+    monkeypatch.setattr(video, "_open_capture", counting("decoding", video._open_capture))
+    path = media["with audio"]
+    info = read_video_info(path)
+    assert opened == {"facts": 1, "decoding": 0}
+    # Everything after takes the info: a time range needs no rescan, muxing no probe.
+    part = load_clip(info, num_frames=8, start_seconds=0.5, end_seconds=1.5)
+    whole = load_clip(info, num_frames=8)
+    frames = read_frames(info, [0, 59])
+    out = mux_audio(info, tone(880, 1.0), RATE, tmp_path / "out.mp4", keep_original_audio=True)
+    assert len(read_audio_track(info)) == pytest.approx(2.5 * RATE, abs=1100)
+    assert opened == {"facts": 1, "decoding": 3}
+    # Given a path, each call opens the file once for its facts.
+    np.testing.assert_array_equal(
+        load_clip(path, num_frames=8, start_seconds=0.5, end_seconds=1.5).frames, part.frames
+    )
+    np.testing.assert_array_equal(read_frames(path, [0, 59]), frames)
+    assert opened == {"facts": 3, "decoding": 5}
+    assert whole.duration == pytest.approx(info.duration)
+    assert mf.stream_counts(out) == {"Video": 1, "Audio": 2}
+    # A VideoInfo of a file that has since gone is still a clear error.
+    moved = tmp_path / "gone.mp4"
+    moved.write_bytes(path.read_bytes())
+    gone = read_video_info(moved)
+    moved.unlink()
+    for read in (
+        lambda i: load_clip(i, num_frames=2),
+        lambda i: mux_audio(i, tone(1, 1), RATE, tmp_path / "x.mp4"),
+    ):
+        with pytest.raises(VideoReadError, match="not found"):
+            read(gone)
+
+
+def test_frame_times_travel_with_the_info(tmp_path):
+    path, times = mf.make_vfr_video(tmp_path / "vfr.mp4")
+    info = read_video_info(path)
+    assert info.frame_times.dtype == np.float64 and info.frame_times.shape == (60,)
+    np.testing.assert_allclose(info.frame_times, times, atol=1e-3)
+    with pytest.raises(ValueError, match="read-only"):
+        info.frame_times[0] = 1.0
+    assert "frame_times=" not in repr(info)
+    # Not part of equality; left out by hand, the times are index / fps.
+    by_hand = dataclasses.replace(info, frame_times=None)
+    assert by_hand == info
+    np.testing.assert_allclose(by_hand.frame_times, np.arange(60) / info.fps)
+    with pytest.raises(ValueError, match=r"shape \(60,\)"):
+        dataclasses.replace(info, frame_times=np.zeros(3))
+
+
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path):
+    source = mf.make_video(tmp_path / "long.mp4", seconds=3, extra=("-g", "30"))  # a keyframe each second
+    cut = tmp_path / "cut.mp4"
+    # Copied from 0.5 s: the file starts at the keyframe at 0 s and an edit list hides 0 .. 0.5 s.
+    mf.ffmpeg("-ss", "0.5", "-i", source, "-c", "copy", cut)
+    every = mf.decode_all(cut)
+    info = read_video_info(cut)
+    assert info.num_frames == len(every) == 75
+    assert info.frame_times[0] == 0 and np.allclose(np.diff(info.frame_times), 1 / 30)
+    np.testing.assert_array_equal(read_frames(info, [0, 40, 74]), every[[0, 40, 74]])
+
+
+def test_matroska_frames_are_counted_from_packets(tmp_path):
+    """Matroska stores no frame count, and its duration covers the longer soundtrack."""
+    path = mf.make_video(tmp_path / "clip.mkv", fps=29.97, seconds=2, audio_seconds=3)
+    info = read_video_info(path)
+    assert info.num_frames == 60 == len(mf.decode_all(path))
+    assert info.container_duration == pytest.approx(3, abs=0.05)
+    assert info.duration == pytest.approx(60 / 29.97, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "name,image_format,kind",
+    [
+        ("still.mp4", "PNG", "PNG"),
+        ("photo.mp4", "JPEG", "JPEG"),
+        ("photo.jpg", "JPEG", "JPEG"),
+        ("one.gif", "GIF", "GIF"),
+    ],
+)
+def test_still_images_are_not_videos(tmp_path, name, image_format, kind):
+    path = write_picture(tmp_path / name, image_format)
+    for read in READERS:
+        with pytest.raises(
+            VideoReadError, match=rf"is a still image \({kind}\), not a video.*ffmpeg -loop 1"
+        ) as error:
+            read(path)
+        assert_one_line_naming(error, name)
+
+
+@pytest.mark.parametrize("name", ["one frame.mp4", "one frame.mkv", "one frame opencv.mp4"])
+def test_a_video_of_one_frame_is_refused(tmp_path, name):
+    if "opencv" in name:
+        path = write_video(tmp_path / name, numbered_frames(1), 25)
+    else:
+        path = mf.make_video(tmp_path / name, extra=("-frames:v", "1"))
+    for read in READERS:
+        with pytest.raises(VideoReadError, match="holds a single video frame") as error:
+            read(path)
+        assert_one_line_naming(error, name)
+
+
+def test_a_video_stream_without_frames_is_refused(tmp_path):
+    import cv2
+
+    path = tmp_path / "no frames.avi"
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48)).release()  # nothing written
+    for read in READERS:
+        with pytest.raises(VideoReadError, match="has a video stream with no frames in it") as error:
+            read(path)
+        assert_one_line_naming(error, path.name)
+    # An encoder stopped before the first frame: an MP4 with no streams at all.
+    nothing = tmp_path / "nothing.mp4"
+    source = "testsrc2=size=64x48:rate=30:duration=1"
+    mf.ffmpeg("-f", "lavfi", "-i", source, "-frames:v", "0", "-c:v", "libx264", nothing)
+    with pytest.raises(VideoReadError, match=r"has no video stream \(it holds no streams at all") as error:
+        read_video_info(nothing)
+    assert_one_line_naming(error, nothing.name)
+
+
+def test_cover_art_is_not_the_video(media, tmp_path):
+    cover = write_picture(tmp_path / "cover.png", "PNG")
+    song = tmp_path / "song.m4a"
+    mf.ffmpeg(
+        "-f", "lavfi", "-i", "sine=duration=1", "-i", cover,
+        "-map", "0", "-map", "1", "-c:a", "aac", "-c:v", "png", "-disposition:v", "attached_pic", song,
+    )  # fmt: skip
+    for read in READERS:
+        with pytest.raises(
+            VideoReadError, match=r"has no video stream besides a cover picture \(it holds only audio: aac\)"
+        ) as error:
+            read(song)
+        assert_one_line_naming(error, song.name)
+    # A video with cover art: the video stream is the one read.
+    video = tmp_path / "with cover.mp4"
+    mf.ffmpeg(
+        "-i", media["with audio"], "-i", cover,
+        "-map", "0", "-map", "1", "-c", "copy", "-c:v:1", "png", "-disposition:v:1", "attached_pic", video,
+    )  # fmt: skip
+    info = read_video_info(video)
+    assert (info.num_frames, info.video_codec, info.width, info.height, info.audio_codec) == (
+        60,
+        "h264",
+        160,
+        96,
+        "aac",
+    )
+    np.testing.assert_array_equal(read_frames(info, [0, 59]), mf.decode_all(media["with audio"])[[0, 59]])
+
+
+def test_cli_refuses_a_still_image_and_writes_nothing(tmp_path, native_model, capsys):
+    from foleycrafter.cli import main
+
+    still = write_picture(tmp_path / "still.mp4", "PNG")
+    out = tmp_path / "out" / "still.wav"
+    assert main(["generate", str(still), "-o", str(out), "--model", str(native_model)]) == 2
+    err = capsys.readouterr().err
+    assert "still.mp4' is a still image (PNG)" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["still.mp4"]
 
 
 # ---------------------------------------------------------------------------------------------------

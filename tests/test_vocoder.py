@@ -180,7 +180,8 @@ def test_load_dispatches_on_layout(release, tmp_path):
     assert not is_release_folder(native)
     reloaded = HifiGanVocoder.load(native)
     with torch.no_grad():
-        assert torch.equal(from_release(log_mel()), reloaded(log_mel()))
+        # Equal weights at other addresses (mapped from safetensors): other CPUs may round differently.
+        torch.testing.assert_close(reloaded(log_mel()), from_release(log_mel()), rtol=0, atol=5e-7)
 
 
 def test_native_round_trip(tmp_path):
@@ -192,7 +193,7 @@ def test_native_round_trip(tmp_path):
     reloaded = HifiGanVocoder.from_pretrained(tmp_path / "native")
     assert reloaded.config.resblock == "2"
     with torch.no_grad():
-        assert torch.equal(model(log_mel()), reloaded(log_mel()))
+        torch.testing.assert_close(reloaded(log_mel()), model(log_mel()), rtol=0, atol=5e-7)
 
 
 def test_resblock_2():

@@ -34,12 +34,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..generation import VIDEO_SUFFIXES
 from ..spectrogram import MelSpectrogram
-from ..timeline import Timeline
+from ..temporal import parse_onset_times
+from ..timeline import DETECTOR_FRAMES, Timeline
 from ..video import atomic_output, load_clip, read_audio_track, read_video_info
 
 FORMAT_VERSION = 2
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames")
 
 
@@ -54,7 +55,8 @@ class ClipAnnotation:
 def read_annotations(path: str | os.PathLike) -> dict[str, ClipAnnotation]:
     """Captions (and optional onsets) per video file name, from CSV or JSONL.
 
-    CSV: columns ``file,caption[,onsets]`` with onsets as seconds separated by spaces or ``;``.
+    CSV: columns ``file,caption[,onsets]`` with onsets as seconds separated by spaces or ``;``
+    (:func:`~foleycrafter.temporal.parse_onset_times`).
     JSONL: ``{"file": ..., "caption": ..., "onsets": [...]}`` per line. Keys are file names
     (``clip.mp4``) or stems (``clip``).
     """
@@ -79,7 +81,10 @@ def read_annotations(path: str | os.PathLike) -> dict[str, ClipAnnotation]:
             raise ValueError(f"{path}: entry {number} has no 'file'.")
         onsets = row.get("onsets")
         if isinstance(onsets, str):
-            onsets = [float(t) for t in onsets.replace(";", " ").split()] if onsets.strip() else None
+            try:
+                onsets = parse_onset_times(onsets)
+            except ValueError as error:
+                raise ValueError(f"{path}: entry {number} ({name}): {error}") from None
         annotations[name] = ClipAnnotation(
             str(row.get("caption") or ""), None if onsets is None else sorted(map(float, onsets))
         )
@@ -134,7 +139,7 @@ def prepare_dataset(
     annotations: dict[str, ClipAnnotation] | None = None,
     timeline: Timeline | None = None,
     n_mels: int = 256,
-    num_frames: int = 150,
+    num_frames: int = DETECTOR_FRAMES,
     detector_size: int = 128,
     min_clip_seconds: float = 1.0,
     shard_size: int = 64,
@@ -191,7 +196,7 @@ def prepare_dataset(
             info = read_video_info(video)
             if not info.has_audio:
                 raise ValueError("no audio stream to learn from")
-            waveform = read_audio_track(video, sample_rate=timeline.sample_rate)
+            waveform = read_audio_track(info, sample_rate=timeline.sample_rate)
         except Exception as error:  # one bad video must not stop the preparation
             skipped.append({"video": str(video), "reason": " ".join(str(error).split())})
             continue
@@ -211,7 +216,7 @@ def prepare_dataset(
                     [float(t) for t in audio_onset_detector(segment[: last - first])],
                     "audio",
                 )
-            clip = load_clip(video, num_frames=num_frames, start_seconds=start, end_seconds=end)
+            clip = load_clip(info, num_frames=num_frames, start_seconds=start, end_seconds=end)
             clip_id = _clip_id(video, start)
             with torch.no_grad():
                 log_mel = mel(torch.from_numpy(segment))[0]

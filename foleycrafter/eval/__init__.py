@@ -33,20 +33,21 @@ __all__ = [
     "pooled_onset_metrics",
 ]
 
-# The benchmark, the Fréchet distance and the audio classifier. The classifier (and the benchmark's
-# pipeline) need torch and diffusers, so those names are imported on first use: `foleycrafter --help`
-# and the onset metrics stay light.
+# The benchmark (evaluating in .running, reporting in .report, the command in .benchmark), the Fréchet
+# distance and the audio classifier. The classifier (and the benchmark's pipeline) need torch and
+# diffusers, so those names are imported on first use: `foleycrafter --help` and the onset metrics
+# stay light.
 from .frechet import frechet_audio_distance, frechet_distance  # noqa: E402
 
 _LAZY = {
     "AudioClassifier": ".classifier",
     "load_classifier": ".classifier",
     "train_classifier": ".classifier",
-    "CONFIGURATIONS": ".benchmark",
-    "Configuration": ".benchmark",
-    "evaluate_model": ".benchmark",
-    "format_table": ".benchmark",
-    "write_results": ".benchmark",
+    "CONFIGURATIONS": ".running",
+    "Configuration": ".running",
+    "evaluate_model": ".running",
+    "format_table": ".report",
+    "write_results": ".report",
 }
 __all__ += ["frechet_audio_distance", "frechet_distance", *_LAZY]
 

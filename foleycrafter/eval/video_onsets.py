@@ -24,15 +24,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..temporal import ONSET_POSITIONS, detect_in_windows
+from ..generation import detect_in_windows
+from ..models.onset import DEFAULT_ONSET_THRESHOLD
+from ..temporal import ONSET_POSITIONS
 from .onset_metrics import DEFAULT_TOLERANCE, evaluate_onsets, match_onsets
 
 
 def evaluate_video_onsets(
     pipe,
     records: Sequence[dict],
-    threshold: float = 0.5,
-    num_frames: int = 150,
+    threshold: float = DEFAULT_ONSET_THRESHOLD,
     positions: Sequence[str] = ONSET_POSITIONS,
 ) -> dict:
     """Score the pipeline's onset detector on ``records`` (SynthFoley metadata rows with
@@ -51,9 +52,8 @@ def evaluate_video_onsets(
         windows = detect_in_windows(
             pipe.onset_detector,
             record["video_path"],
-            num_frames=num_frames,
+            pipe.timeline(),
             short_side=None,  # the pipeline's default: full frames
-            timeline=pipe.timeline(),
         )
         for position in positions:
             estimated = [t for window in windows for t in window.onsets(threshold, position)]
@@ -72,15 +72,20 @@ def evaluate_video_onsets(
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..pipeline import FoleyCrafterPipeline
-    from .benchmark import DEFAULT_MODEL
+    from ..runtime import default_model
     from .classifier import read_split
 
     parser = argparse.ArgumentParser(prog="python -m foleycrafter.eval.video_onsets", description=__doc__)
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="native FoleyCrafter folder")
+    parser.add_argument("--model", default=default_model(), help="native FoleyCrafter folder")
     parser.add_argument("--data", required=True, help="SynthFoley dataset root")
     parser.add_argument("--split", default="validation", help="split (default: validation)")
     parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips")
-    parser.add_argument("--threshold", type=float, default=0.5, help="detector threshold (0.5)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_ONSET_THRESHOLD,
+        help=f"detector threshold ({DEFAULT_ONSET_THRESHOLD})",
+    )
     parser.add_argument("--out", help="also write the metrics as JSON here")
     args = parser.parse_args(argv)
     try:
@@ -100,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'—' if timing is None else f'{timing:.1f}':13s}  {'—' if signed is None else f'{signed:+.1f}'}"
         )
     if args.out:
-        from .benchmark import write_results
+        from .report import write_results
 
         write_results({"model": args.model, "split": args.split, "positions": results}, args.out)
         print(f"wrote {args.out}")

@@ -47,12 +47,21 @@ from ..release import load_checked, load_torch_pickle, unwrap_state_dict
 
 PREPROCESSING_MODES = ("release", "clean")
 
+#: Probability at or above which a frame is an onset, unless a detector's config or a call says otherwise.
+DEFAULT_ONSET_THRESHOLD = 0.5
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Frames are converted to float and resized this many at a time, so that a long high-resolution
 # clip never exists as one full-size float tensor.
 _RESIZE_CHUNK = 32
+
+
+def onset_frames(probabilities, threshold: float):
+    """The one onset rule: a frame is an onset when its probability is at or above ``threshold``
+    (the release's comparison). Works on numpy arrays and torch tensors alike (boolean, same shape)."""
+    return probabilities >= threshold
 
 
 def split_conv_channels(in_channels: int, out_channels: int) -> int:
@@ -206,7 +215,8 @@ class OnsetDetector(ModelMixin, ConfigMixin):
         crop_size: then center-cropped to ``crop_size x crop_size`` pixels.
         preprocessing: ``"release"`` or ``"clean"`` (see the module docstring): the input pixel
             scale and the BatchNorm behaviour.
-        threshold: probability above which a frame counts as an onset (:meth:`onsets`).
+        threshold: probability at or above which a frame counts as an onset (:func:`onset_frames`);
+            the default threshold of every use of this detector.
     """
 
     @register_to_config
@@ -220,7 +230,7 @@ class OnsetDetector(ModelMixin, ConfigMixin):
         resize_size: int = 128,
         crop_size: int = 112,
         preprocessing: str = "release",
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_ONSET_THRESHOLD,
     ):
         super().__init__()
         if preprocessing not in PREPROCESSING_MODES:
@@ -376,8 +386,8 @@ class OnsetDetector(ModelMixin, ConfigMixin):
         return torch.sigmoid(logits.float()).cpu()
 
     def onsets(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Boolean (B, T) tensor: which frames' onset probability exceeds ``threshold``."""
-        return self.detect(frames) > self.config.threshold
+        """Boolean (B, T) tensor: which frames are onsets under ``threshold`` (:func:`onset_frames`)."""
+        return onset_frames(self.detect(frames), self.config.threshold)
 
     # -- released weights ------------------------------------------------------------------------
     @classmethod

@@ -38,10 +38,12 @@ from pathlib import Path
 
 import torch
 
+from ..timeline import DETECTOR_FRAMES
+
 logger = logging.getLogger(__name__)
 
 WINDOW_COLUMNS = 512
-NUM_FRAMES = 150  # per window, for CLIP and the detector: the pipeline's default
+NUM_FRAMES = DETECTOR_FRAMES  # per window, for CLIP and the detector: the pipeline's default
 DETECTOR_SIZE = 64
 
 SPLITS = {"train": 1000, "validation": 100, "test": 200}

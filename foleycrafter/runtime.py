@@ -1,0 +1,205 @@
+"""Where a model comes from and where it runs: shared by the command line, the demo and eval.
+
+One owner for each of these choices, so the three entry points cannot drift apart:
+
+* the default model location: ``$FOLEYCRAFTER_MODEL``, else the bundled
+  ``checkpoints/foleycrafter-tiny`` (:func:`default_model`, :func:`model_location`);
+* the device and precision ``auto`` picks (:func:`resolve_device_and_dtype`) and the memory layout
+  that suits them (:func:`place_pipeline`);
+* loading a pipeline from those choices (:func:`load_pipeline`);
+* keeping the libraries' chatter off the terminal (:func:`quiet_libraries`).
+
+Kept free of heavy imports at module level: the command line imports it before torch loads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The bundled model, beside the package in a source checkout.
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "foleycrafter-tiny"
+#: Environment variable naming the default model folder (or hub id).
+MODEL_ENV = "FOLEYCRAFTER_MODEL"
+
+RELEASED_WEIGHTS_HINT = "--base auffusion/auffusion-full-no-adapter --adapters ymzhang319/FoleyCrafter --image-encoder h94/IP-Adapter"
+
+
+class UsageError(ValueError):
+    """A problem with what the user asked for (the command line's exit code 2)."""
+
+
+def default_model() -> str:
+    """``$FOLEYCRAFTER_MODEL`` if set, else the bundled model's folder (which may be absent)."""
+    return os.environ.get(MODEL_ENV) or str(BUNDLED_MODEL)
+
+
+def model_location(
+    model: str | None = None, base: str | None = None, adapters=None, image_encoder=None
+) -> str:
+    """The folder or hub id to load: ``base`` (the released layout) or ``model``, else the default.
+
+    Raises:
+        UsageError: ``adapters``/``image_encoder`` without ``base``, or no model given while the
+            bundled model is absent and ``$FOLEYCRAFTER_MODEL`` is unset.
+    """
+    if base:
+        return base
+    if adapters or image_encoder:
+        raise UsageError("--adapters and --image-encoder go with --base (the released Auffusion layout).")
+    location = model or os.environ.get(MODEL_ENV) or (str(BUNDLED_MODEL) if BUNDLED_MODEL.is_dir() else None)
+    if location is None:
+        raise UsageError(
+            "no model given and the bundled model (checkpoints/foleycrafter-tiny) is not in this installation. "
+            f"Pass --model FOLDER (a native FoleyCrafter folder), or the released weights with {RELEASED_WEIGHTS_HINT}."
+        )
+    return location
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our own messages: the libraries' info/warning chatter (e.g. about
+    optional torchvision) is shown only when asked for (the command line's --debug)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo).
+
+    There, bfloat16 runs the Auffusion-shape models 1.7x faster than float32 (bench/README.md);
+    elsewhere it would be emulated and slower, so ``dtype="auto"`` keeps float32. Not Linux: False.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device_and_dtype(device: str = "auto", dtype: str = "auto"):
+    """``(torch.device, torch.dtype)`` for the names a user gives.
+
+    ``device="auto"``: CUDA when available, else the CPU. ``dtype="auto"``: float16 on CUDA; on the
+    CPU bfloat16 where it is native (:func:`cpu_has_native_bfloat16`), else float32.
+
+    Raises:
+        UsageError: a CUDA device was named but none is available.
+    """
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {device} was asked for, but no CUDA device is available; use --device cpu."
+        )
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            dtype = "float16"
+        else:
+            dtype = "bfloat16" if cpu_has_native_bfloat16() else "float32"
+    return torch.device(device), getattr(torch, dtype)
+
+
+def place_pipeline(pipe, device, dtype):
+    """Move ``pipe`` to ``device`` with the layout that is fastest there: channels-last for
+    bfloat16 on CPU (see :meth:`FoleyCrafterPipeline.enable_channels_last`)."""
+    import torch
+
+    pipe = pipe.to(device)
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        pipe.enable_channels_last()
+    return pipe
+
+
+def load_pipeline(
+    model: str | None = None,
+    *,
+    base: str | None = None,
+    adapters: str | None = None,
+    image_encoder: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    scheduler: str = "saved",
+    compile: bool = False,
+    progress: bool = True,
+):
+    """Load a :class:`~foleycrafter.pipeline.FoleyCrafterPipeline` as the entry points do.
+
+    Args:
+        model: a native folder or hub id (default: :func:`model_location`'s choice).
+        base, adapters, image_encoder: the released layout instead (``base`` with ``adapters``).
+        device, dtype: names for :func:`resolve_device_and_dtype`.
+        scheduler: ``"saved"`` or a sampler name of :mod:`foleycrafter.schedulers`.
+        compile: ``torch.compile`` the UNet and temporal controller in place.
+        progress: show the denoising progress bar.
+
+    Returns:
+        ``(pipe, device)``.
+    """
+    from .pipeline import FoleyCrafterPipeline
+    from .schedulers import set_scheduler
+
+    torch_device, torch_dtype = resolve_device_and_dtype(device, dtype)
+    location = model_location(model, base, adapters, image_encoder)
+    if base:
+        pipe = FoleyCrafterPipeline.from_pretrained(
+            location, adapters=adapters, image_encoder=image_encoder, dtype=torch_dtype
+        )
+    else:
+        pipe = FoleyCrafterPipeline.from_pretrained(location, dtype=torch_dtype)
+    pipe = place_pipeline(pipe, torch_device, torch_dtype)
+    set_scheduler(pipe, scheduler)
+    if compile:
+        # In place, so the modules keep their classes and configs; every window has the same shape,
+        # so one compilation serves a whole batch.
+        for module in (pipe.unet, pipe.controlnet):
+            if module is not None:
+                module.compile()
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    return pipe, torch_device
+
+
+def model_timeline(folder: str | os.PathLike):
+    """The time axis of the model in a native ``folder`` (its ``window_columns``), read from its
+    ``model_index.json`` without loading it; the Auffusion timeline for any other folder."""
+    from .timeline import Timeline
+
+    index = Path(folder) / "model_index.json"
+    if index.is_file():
+        from .pipeline import FoleyCrafterPipeline
+
+        config = FoleyCrafterPipeline.load_config(folder)
+        if "window_columns" in config:
+            return Timeline(window_columns=int(config["window_columns"]))
+    return Timeline()
+
+
+def load_onset_detector(
+    model: str | None = None, *, adapters: str | None = None, device: str = "auto", dtype: str = "auto"
+):
+    """The onset detector of a native model folder, or of the released adapters (``adapters``), and
+    the timeline of the model's windows (the tiny model's are 5.12 s), so detection walks the video
+    in the windows generation uses.
+
+    Returns:
+        ``(detector, timeline)``, the detector on ``device`` in eval mode.
+    """
+    from .loaders import DETECTOR_FILE
+    from .models import OnsetDetector
+    from .release import resolve_folder
+    from .timeline import Timeline
+
+    torch_device, torch_dtype = resolve_device_and_dtype(device, dtype)
+    if adapters:
+        folder = resolve_folder(adapters, allow_patterns=[DETECTOR_FILE])
+        detector = OnsetDetector.from_release(folder / DETECTOR_FILE, torch_dtype=torch_dtype)
+        timeline = Timeline()
+    else:
+        folder = resolve_folder(model_location(model))
+        if not (folder / "onset_detector").is_dir():
+            raise UsageError(f"{folder} has no onset_detector; pass a model folder with one, or --adapters.")
+        detector = OnsetDetector.from_pretrained(folder / "onset_detector", dtype=torch_dtype)
+        timeline = model_timeline(folder)
+    return detector.to(torch_device).eval(), timeline
