@@ -211,16 +211,17 @@ def plan_items(
     """Each item's duration and windows. Files are probed here, once each; nothing is decoded.
 
     Args:
-        videos: one video per item (the same object may repeat: it is probed once).
+        videos: one video per item (the same file or object may repeat: it is probed once).
         onsets: one list of onset times (s from the clip's start) or ``None`` per item. A clip of
             several windows gives each window the onsets that fall in it.
     """
-    sources: dict[int, object] = {}
+    sources: dict[object, object] = {}
     plans = []
     for item, (video, item_onsets) in enumerate(zip(videos, onsets)):
-        if id(video) not in sources:
-            sources[id(video)] = open_source(video, audio_length_in_s)
-        source = sources[id(video)]
+        key = os.fspath(video) if isinstance(video, (str, os.PathLike)) else id(video)
+        if key not in sources:
+            sources[key] = open_source(video, audio_length_in_s)
+        source = sources[key]
         duration = source_duration(source, audio_length_in_s, timeline)
         video_windows = plan_video_windows(duration, timeline, window_overlap)
         windows = []

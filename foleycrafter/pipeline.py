@@ -1128,11 +1128,9 @@ def _rows(values: list | None, rows: list[int]) -> list | None:
 def _batch_generator(generator, rows: list[int]):
     """The generator(s) a batch draws its noise from: one per prompt for a batch of prompts; the
     clip's own for the windows of one clip (they draw from it in turn, batched or not)."""
-    if not isinstance(generator, list):
-        return generator
-    if len(set(rows)) == len(rows):
-        return [generator[row] for row in rows] if len(generator) > max(rows) else generator
-    return generator[rows[0]]
+    if isinstance(generator, list) and len(set(rows)) < len(rows):
+        return generator[rows[0]]
+    return generator  # one per prompt: prepare_latents checks the count against the batch
 
 
 def _as_embeds(video_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -202,3 +202,18 @@ def test_cross_attention_scale_weights_a_unet_lora(release_pipe, clip):
     assert np.abs(full.mel_images - base.mel_images).max() > 1e-3
     with pytest.raises(ValueError, match="cross_attention_kwargs"):
         run(pipe, clip, cross_attention_kwargs=0.5)
+
+
+def test_one_file_named_for_several_prompts_is_probed_and_decoded_once(release_pipe, long_video, monkeypatch):
+    probes = _counting(monkeypatch, "_open_container")
+    decodes = _counting(monkeypatch, "_open_capture")
+    out = release_pipe(
+        prompt=["a", "b"],
+        video=[str(long_video), str(long_video)],
+        audio_length_in_s=2.0,
+        onsets=[0.5],
+        num_inference_steps=1,
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)],
+    )
+    assert len(probes) == 1 and len(decodes) == 1
+    assert [a.shape for a in out.audios] == [(32000,), (32000,)]
