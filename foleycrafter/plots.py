@@ -22,7 +22,7 @@ def onset_plot(report: dict) -> Image.Image:
     """The detector's probability over time, the threshold (dashed) and the onsets (red lines).
 
     Args:
-        report: as returned by :func:`foleycrafter.temporal.detect_video_onsets`.
+        report: as returned by :func:`foleycrafter.generation.detect_video_onsets`.
     """
     duration = float(report["duration"])
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
