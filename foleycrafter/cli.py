@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .arguments import non_negative, positive_int
-from .generation import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from .runtime import MODEL_ENV, UsageError, quiet_libraries
 from .schedulers import add_sampler_arguments
 from .timeline import DETECTOR_FRAMES
+from .video import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 #: Frames are decoded at this short side for the onsets command (the generate command's default).
 ONSETS_SHORT_SIDE = 256
@@ -270,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         return synthfoley_main(argv[1:], prog="foleycrafter synthfoley")
     if argv[:1] == ["demo"]:
         return run_demo(argparse.Namespace(arguments=argv[1:]))
+    if "--debug" not in argv:
+        # Before the parser is built: building it imports the trainers, and with them transformers,
+        # whose log level is fixed when it is first imported.
+        quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.debug:
-        quiet_libraries()
     try:
         return args.handler(args)
     except KeyboardInterrupt:

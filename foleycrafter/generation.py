@@ -27,15 +27,12 @@ import numpy as np
 import torch
 
 from .timeline import Timeline
-from .video import VideoClip, VideoInfo, load_clip, mux_audio, read_video_info, write_audio
+from .video import AUDIO_SUFFIXES, VideoClip, VideoInfo, load_clip, mux_audio, read_video_info, write_audio
 from .windows import Window, join_windows, plan_windows, select_in_window
 
 #: What ``video=`` may be for one item: a file, a probed file, decoded frames with their times, or
 #: uint8 frames (T, H, W, 3) spread evenly over ``audio_length_in_s``.
 VideoSource = str | os.PathLike | VideoInfo | VideoClip | np.ndarray | torch.Tensor
-#: File kinds taken as videos (folders and globs are searched for these) and written as audio.
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 @dataclass(frozen=True)

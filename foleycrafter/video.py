@@ -70,6 +70,10 @@ import numpy as np
 
 from .timeline import DETECTOR_FRAMES
 
+#: File kinds taken as videos (folders and globs are searched for these) and written as audio.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
 
 class VideoReadError(ValueError):
     """A media file cannot be read: missing, not a video, no video (or audio) stream, corrupt."""

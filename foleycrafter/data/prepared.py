@@ -34,11 +34,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..generation import VIDEO_SUFFIXES
 from ..spectrogram import MelSpectrogram
 from ..temporal import parse_onset_times
 from ..timeline import DETECTOR_FRAMES, Timeline
-from ..video import atomic_output, load_clip, read_audio_track, read_video_info
+from ..video import VIDEO_SUFFIXES, atomic_output, load_clip, read_audio_track, read_video_info
 
 FORMAT_VERSION = 2
 FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames")
