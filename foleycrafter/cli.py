@@ -302,24 +302,6 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-# -- models ------------------------------------------------------------------------------------
-def load_pipeline(args):
-    """The pipeline the arguments name (see :func:`foleycrafter.runtime.load_pipeline`)."""
-    from .runtime import load_pipeline as load
-
-    return load(
-        args.model,
-        base=args.base,
-        adapters=args.adapters,
-        image_encoder=args.image_encoder,
-        device=args.device,
-        dtype=args.dtype,
-        scheduler=getattr(args, "scheduler", "saved"),
-        compile=getattr(args, "compile", False),
-        progress=not getattr(args, "quiet", False),
-    )
-
-
 # -- inputs and outputs ------------------------------------------------------------------------
 @dataclass
 class Job:
@@ -392,6 +374,7 @@ def run_generate(args) -> int:
     from tqdm.auto import tqdm
 
     from .generation import generate_file
+    from .runtime import load_pipeline
     from .video import OutputExistsError, read_video_info
 
     if args.overwrite and args.skip_existing:
@@ -416,7 +399,17 @@ def run_generate(args) -> int:
         return 0
     # One video: probed before the model loads, so a bad input fails at once; the probe travels on.
     probed = {pending[0].video: read_video_info(pending[0].video)} if not batch else {}
-    pipe, device = load_pipeline(args)
+    pipe, _ = load_pipeline(
+        args.model,
+        base=args.base,
+        adapters=args.adapters,
+        image_encoder=args.image_encoder,
+        device=args.device,
+        dtype=args.dtype,
+        scheduler=args.scheduler,
+        compile=args.compile,
+        progress=not args.quiet,
+    )
     failures: list[tuple[Job, str]] = []
     written = []
     progress = tqdm(pending, desc="videos", unit="video", disable=args.quiet or not batch)

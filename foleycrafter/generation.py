@@ -161,11 +161,13 @@ def walk_windows(
     """
     num_frames = timeline.detector_frames if num_frames is None else num_frames
     for video_window in plan_video_windows(duration, timeline, window_overlap):
-        start = video_window.start_seconds
-        yield (
-            video_window,
-            frames_between(source, start, start + video_window.duration, num_frames, short_side),
-        )
+        yield video_window, window_frames(source, video_window, num_frames, short_side)
+
+
+def window_frames(source, video_window: VideoWindow, num_frames: int, short_side: int | None):
+    """The frames ``source`` shows during ``video_window`` (see :func:`frames_between`)."""
+    start = video_window.start_seconds
+    return frames_between(source, start, start + video_window.duration, num_frames, short_side)
 
 
 @dataclass(frozen=True)
@@ -242,12 +244,9 @@ def decode_frames(
     decoded: dict[tuple, VideoClip | None] = {}
     clips = []
     for window in windows:
-        start = window.video_window.start_seconds
-        key = (id(window.source), start, window.duration)
+        key = (id(window.source), window.video_window.start_seconds, window.duration)
         if key not in decoded:
-            decoded[key] = frames_between(
-                window.source, start, start + window.duration, num_frames, short_side
-            )
+            decoded[key] = window_frames(window.source, window.video_window, num_frames, short_side)
         clips.append(decoded[key])
     return clips
 

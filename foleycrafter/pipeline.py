@@ -952,22 +952,17 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 clips, video_embeds[rows] if video_embeds is not None else None, semantic_scale, device
             )
             # 6. Temporal condition: timestamp masks -> condition images (1 x n_mels x columns)
-            batch_masks, batch_probabilities, condition = None, [None] * len(batch), None
-            if self._uses_temporal(temporal_scale, clips, batch, onset_probabilities, timestamp_mask):
-                batch_masks, batch_probabilities = self.prepare_timestamp_masks(
-                    batch,
-                    clips,
-                    mask_timeline,
-                    _rows(onset_probabilities, rows),
-                    _rows(timestamp_mask, rows),
-                    onset_threshold,
-                    onset_mask,
-                )
-                condition = temporal.mask_to_condition(batch_masks, self.n_mels).to(
-                    device=device, dtype=self.controlnet.dtype
-                )
-                if self.do_classifier_free_guidance:
-                    condition = torch.cat([condition, condition])
+            batch_masks, batch_probabilities, condition = self.prepare_temporal_condition(
+                batch,
+                clips,
+                mask_timeline,
+                _rows(onset_probabilities, rows),
+                _rows(timestamp_mask, rows),
+                onset_threshold,
+                onset_mask,
+                temporal_scale,
+                device,
+            )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)
             batch_latents = self.prepare_latents(
@@ -1003,19 +998,43 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             return output.audios, self.sample_rate
         return output
 
-    def _uses_temporal(self, temporal_scale, clips, batch, onset_probabilities, timestamp_mask) -> bool:
-        """Whether the temporal controller conditions this batch: it exists, its scale is on, and
-        something says where the events are (frames for the detector, onsets, probabilities, a mask)."""
-        return (
+    def prepare_temporal_condition(
+        self,
+        windows,
+        clips,
+        timeline: Timeline,
+        onset_probabilities: list | None,
+        timestamp_masks: list | None,
+        onset_threshold: float,
+        onset_mask: str,
+        temporal_scale: float,
+        device,
+    ) -> tuple[np.ndarray | None, list, torch.Tensor | None]:
+        """The temporal controller's input for a batch: ``(masks (B, columns), the detector's
+        probabilities per row, condition image (B or 2B, 1, n_mels, columns))``, or
+        ``(None, [None] * B, None)`` when the controller does not take part: none loaded, scale 0,
+        or nothing to say where the events are (no frames, onsets, probabilities or mask)."""
+        in_use = (
             self.controlnet is not None
             and temporal_scale > 0
             and (
                 any(c is not None for c in clips)
-                or any(w.onsets is not None for w in batch)
+                or any(w.onsets is not None for w in windows)
                 or onset_probabilities is not None
-                or timestamp_mask is not None
+                or timestamp_masks is not None
             )
         )
+        if not in_use:
+            return None, [None] * len(windows), None
+        masks, probabilities = self.prepare_timestamp_masks(
+            windows, clips, timeline, onset_probabilities, timestamp_masks, onset_threshold, onset_mask
+        )
+        condition = temporal.mask_to_condition(masks, self.n_mels).to(
+            device=device, dtype=self.controlnet.dtype
+        )
+        if self.do_classifier_free_guidance:
+            condition = torch.cat([condition, condition])
+        return masks, probabilities, condition
 
     def join_output(self, plans, audios, mel_images, masks, probabilities, output_type):
         """Per-window results -> :class:`FoleyCrafterPipelineOutput`: each item's windows joined into
