@@ -734,16 +734,19 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         return [w[: timeline.seconds_to_samples(d)] for w, d in zip(waveforms, durations)]
 
     @torch.no_grad()
-    def autoencode_audio(self, waveform: np.ndarray | torch.Tensor) -> np.ndarray:
+    def autoencode_audio(self, waveform: np.ndarray | torch.Tensor, through_vae: bool = True) -> np.ndarray:
         """Audio through this model's mel image, VAE (encode, decode) and vocoder, without denoising.
 
         What survives the round trip bounds what any generation by this model can sound like: the
-        benchmark's ``autoencoder_ceiling`` row. The mel spectrogram is computed as training data
+        benchmark's ``autoencoder_ceiling`` row (``vocoder_ceiling`` with ``through_vae=False``, which
+        tells the VAE's losses from the vocoder's). The mel spectrogram is computed as training data
         is prepared (:class:`~foleycrafter.spectrogram.MelSpectrogram` at the vocoder's rate, hop
-        and band count); the whole clip goes through the VAE at once (padded to its factor).
+        and band count); the whole clip goes through the VAE at once (padded to its factor, or to
+        the model's window when it fits one).
 
         Args:
             waveform: mono float audio (samples,) at ``self.sample_rate``, in [-1, 1].
+            through_vae: False skips the VAE: the mel image goes straight to the vocoder.
 
         Returns:
             float32 (samples,), the same length.
@@ -758,16 +761,20 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=self.n_mels
         )
         image = log_mel_to_image(mel(audio))
-        # The mel columns the clip covers, rounded up to a whole number of latent columns.
+        # The mel columns the clip covers, rounded up to a whole number of latent columns; a clip that
+        # fits one window is padded with silence to the whole window, as generation renders it (a
+        # decoder's image edge right after the clip's end would add an onset generation never has).
         latent_columns = math.ceil(math.ceil(audio.numel() / timeline.hop_length) / self.vae_scale_factor)
         columns = latent_columns * self.vae_scale_factor
+        if columns <= timeline.window_columns:
+            columns = timeline.window_columns
         image = torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
         device, dtype = self._execution_device, self.vae.dtype
-        posterior = self.vae.encode((image * 2 - 1).to(device=device, dtype=dtype)).latent_dist
-        latents = posterior.mean * self.vae.config.scaling_factor
-        decoded = self.mel_images_to_audio(
-            self.decode_latents(latents), [audio.numel() / timeline.sample_rate]
-        )
+        image = image.to(device=device, dtype=dtype)
+        if through_vae:
+            posterior = self.vae.encode(image * 2 - 1).latent_dist
+            image = self.decode_latents(posterior.mean * self.vae.config.scaling_factor)
+        decoded = self.mel_images_to_audio(image, [audio.numel() / timeline.sample_rate])
         return decoded[0].cpu().numpy().astype(np.float32)
 
     # -- generation -----------------------------------------------------------------------------

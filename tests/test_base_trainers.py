@@ -88,6 +88,18 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
         "vae", None, tmp_path / "prepared", tmp_path / "vae", architecture=TINY_VAE, crop_columns=128
     )
     assert vae_run["validation"]["mel_image_l1"] > 0
+    # The exported scaling factor makes the training windows' latents unit-variance.
+    from diffusers import AutoencoderKL
+
+    from foleycrafter.data.prepared import PreparedDataset
+    from foleycrafter.spectrogram import log_mel_to_image
+
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae" / "final" / "vae")
+    item = PreparedDataset(tmp_path / "prepared")[0]
+    with torch.no_grad():
+        latent = vae.encode(log_mel_to_image(item["log_mel"]) * 2 - 1).latent_dist.mean
+    assert vae.config.scaling_factor != 0.18215
+    assert 0.3 < float((latent * vae.config.scaling_factor).std()) < 3
     copy_parts(tmp_path / "vae" / "final", parts, ("vae",))
     unet_run = train("unet", parts, tmp_path / "prepared", tmp_path / "unet", architecture=TINY_UNET)
     assert np.all(np.isfinite([h["loss"] for h in unet_run["history"]]))

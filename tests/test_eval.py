@@ -159,8 +159,10 @@ def test_configurations_match_the_issue_table():
         "both_detected",
         "both_detected_release_timing",
         "autoencoder_ceiling",
+        "vocoder_ceiling",
     ]
     assert c["autoencoder_ceiling"].source == "reconstruct"
+    assert c["vocoder_ceiling"].source == "vocode"
     assert (c["base_class_prompt"].semantic_scale, c["base_class_prompt"].temporal_scale) == (0, 0)
     assert c["base_class_prompt"].prompt == "caption" and c["base_empty_prompt"].prompt == "empty"
     assert c["semantic_empty_prompt"].semantic_scale == 1.0 and c["semantic_empty_prompt"].temporal_scale == 0

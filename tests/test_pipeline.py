@@ -271,11 +271,14 @@ def test_autoencoded_audio_keeps_its_length_and_goes_through_the_vae(release_pip
     np.testing.assert_array_equal(out, release_pipe.autoencode_audio(tone))  # the posterior mean
     calls = []
     handle = release_pipe.vae.decoder.register_forward_hook(lambda *args: calls.append(1))
+    release_pipe.autoencode_audio(tone[:1234])
+    assert calls == [1]
+    # Without the VAE the mel image goes straight to the vocoder: no decoder call, other audio.
     try:
-        release_pipe.autoencode_audio(tone[:1234])
+        vocoded = release_pipe.autoencode_audio(tone, through_vae=False)
     finally:
         handle.remove()
-    assert calls == [1]
+    assert calls == [1] and vocoded.shape == tone.shape and not np.allclose(vocoded, out)
     with pytest.raises(ValueError, match="mono audio"):
         release_pipe.autoencode_audio(np.zeros((2, 100), np.float32))
 

@@ -209,6 +209,19 @@ def test_recipes_parse():
         TrainConfig.from_sources(None, {"learnig_rate": 1.0})
 
 
+def test_learning_rate_schedules():
+    from foleycrafter.training import TrainConfig
+    from foleycrafter.training.config import learning_rate_factor
+
+    warm = [learning_rate_factor(s, 4, 20, "cosine") for s in range(4)]
+    assert warm == [0.25, 0.5, 0.75, 1.0]
+    assert [learning_rate_factor(s, 4, 20, "constant") for s in (4, 19, 50)] == [1.0, 1.0, 1.0]
+    cosine = [learning_rate_factor(s, 4, 20, "cosine") for s in (4, 12, 20, 30)]
+    np.testing.assert_allclose(cosine, [1.0, 0.5, 0.0, 0.0], atol=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        TrainConfig(lr_schedule="linear")
+
+
 def test_two_processes_agree(native_model, prepared, tmp_path):
     """torchrun with two CPU processes (gloo): both end with the same weights."""
     env = dict(os.environ, OMP_NUM_THREADS="1")

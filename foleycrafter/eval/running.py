@@ -40,6 +40,7 @@ name                              semantic  temporal  prompt       onsets       
 ``both_detected``                 1.0       model's   ""           video detector  the default
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
+``vocoder_ceiling``               --        --        --           --              ground truth through the vocoder only
 ================================  ========  ========  ===========  ==============  ==================================
 
 "model's" is the model's ``default_temporal_scale`` (the pipeline's default: 0.2 as in the release,
@@ -95,6 +96,10 @@ METRIC_NAMES = (
 )
 
 
+#: Where a configuration's audio comes from (see :class:`Configuration`).
+SOURCES = ("generate", "reconstruct", "vocode")
+
+
 @dataclass(frozen=True)
 class Configuration:
     """How the pipeline is run for one row of the benchmark.
@@ -110,9 +115,10 @@ class Configuration:
             onset times), ``"detector"`` (the pipeline's video onset detector) or ``None`` (no controller).
         timing: the pipeline's timing convention, ``"exact"`` or ``"release"``.
         min_duration, max_duration: only clips whose duration (s) lies in this range, if set.
-        source: ``"generate"`` (the pipeline generates from the video) or ``"reconstruct"`` (the
+        source: ``"generate"`` (the pipeline generates from the video), ``"reconstruct"`` (the
             clip's ground-truth audio through the model's VAE and vocoder, no denoising: the
-            ceiling of generation; the other fields are then unused).
+            ceiling of generation; the other fields are then unused) or ``"vocode"`` (its mel
+            spectrogram through the vocoder alone: what the vocoder loses, apart from the VAE).
     """
 
     name: str
@@ -127,9 +133,9 @@ class Configuration:
     source: str = "generate"
 
     def __post_init__(self):
-        if self.source not in ("generate", "reconstruct"):
+        if self.source not in SOURCES:
             raise ValueError(
-                f"Configuration.source must be 'generate' or 'reconstruct', got {self.source!r}."
+                f"Configuration.source must be one of {', '.join(SOURCES)}, got {self.source!r}."
             )
         if self.prompt not in ("caption", "empty"):
             raise ValueError(f"Configuration.prompt must be 'caption' or 'empty', got {self.prompt!r}.")
@@ -182,6 +188,11 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "autoencoder_ceiling",
             "ground-truth audio through the model's VAE and vocoder, no denoising (the ceiling)",
             source="reconstruct",
+        ),
+        Configuration(
+            "vocoder_ceiling",
+            "ground-truth mel spectrogram through the model's vocoder only (no VAE)",
+            source="vocode",
         ),
     )
 }
@@ -492,11 +503,14 @@ def generate_clip_audio(
     pipe, record, configuration, steps, guidance_scale, seed, pipeline_kwargs, torch
 ) -> np.ndarray:
     """The audio of one clip (``record``) under ``configuration``: the pipeline generates it from the
-    clip's video, or (``source="reconstruct"``) the clip's ground truth goes through the VAE and vocoder."""
-    if configuration.source == "reconstruct":
+    clip's video, or (``source="reconstruct"`` / ``"vocode"``) the clip's ground truth goes through the
+    VAE and vocoder / the vocoder alone."""
+    if configuration.source in ("reconstruct", "vocode"):
         from .classifier import read_wav
 
-        return pipe.autoencode_audio(read_wav(record["audio_path"])[0])
+        return pipe.autoencode_audio(
+            read_wav(record["audio_path"])[0], through_vae=configuration.source == "reconstruct"
+        )
     kwargs = {
         "prompt": record["caption"] if configuration.prompt == "caption" else "",
         "video": record["video_path"],

@@ -13,6 +13,7 @@ Model sizes come from the recipe's ``architecture`` mapping.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -244,7 +245,25 @@ class VaeTrainer(Trainer):
         return F.l1_loss(reconstruction, image) + self.config.kl_weight * kl
 
     def export(self, model, folder: Path, final: bool) -> None:
+        if final:
+            model.register_to_config(scaling_factor=self.latent_scaling_factor(model))
         model.save_pretrained(folder / "vae")
+
+    @torch.no_grad()
+    def latent_scaling_factor(self, model, max_windows: int = 64) -> float:
+        """1 / the standard deviation of the posterior means of training windows, as Stable Diffusion
+        chose its 0.18215: the UNet then trains on latents of unit variance, where the noise schedule
+        (designed for unit-variance data) holds. Each window counts its covered columns only."""
+        device = self.accelerator.device
+        values = []
+        for index in range(min(max_windows, len(self.train_set))):
+            item = self.train_set[index]
+            image = log_mel_to_image(item["log_mel"]).to(device) * 2 - 1
+            latent = model.encode(image).latent_dist.mean[0]
+            hop = self.train_set.config["sample_rate"] / self.train_set.config["hop_length"]
+            columns = max(1, math.ceil(float(item["duration"]) * hop / 8))
+            values.append(latent[..., :columns].flatten())
+        return float(1.0 / torch.cat(values).std().clamp_min(1e-6))
 
     def validate(self, model, dataset, folder: Path, step: int) -> dict:
         """Mean absolute error of whole held-out mel images through the autoencoder, in [0, 1] units."""

@@ -6,9 +6,23 @@ Unknown keys are errors (a misspelt ``learnig_rate`` must not silently train wit
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_factor(step: int, warmup_steps: int, max_steps: int, schedule: str) -> float:
+    """The learning rate's multiplier at optimizer step ``step`` (0-based): a linear warm-up over
+    ``warmup_steps``, then 1 (``"constant"``) or a half cosine reaching 0 at ``max_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @dataclass
@@ -20,7 +34,9 @@ class TrainConfig:
         batch_size: clips per process per forward.
         gradient_accumulation_steps: forwards per optimizer step.
         learning_rate, weight_decay, adam_beta1, adam_beta2, max_grad_norm: AdamW and clipping.
-        lr_warmup_steps: linear warm-up, then constant.
+        lr_warmup_steps: linear warm-up, then ``lr_schedule``.
+        lr_schedule: after the warm-up, ``"constant"`` or ``"cosine"`` (half a cosine from the
+            learning rate down to 0 at ``max_steps``: a long from-scratch run ends sharper).
         mixed_precision: "no", "fp16" (CUDA) or "bf16".
         seed: for data order, noise and dropout.
         checkpoint_every: optimizer steps between checkpoints (0: only at the end).
@@ -62,6 +78,7 @@ class TrainConfig:
     adam_beta2: float = 0.999
     max_grad_norm: float = 1.0
     lr_warmup_steps: int = 0
+    lr_schedule: str = "constant"
     mixed_precision: str = "no"
     seed: int = 0
     checkpoint_every: int = 500
@@ -89,6 +106,10 @@ class TrainConfig:
     latent_cache: str | None = None
 
     def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}."
+            )
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}.")
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps"):

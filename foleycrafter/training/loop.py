@@ -2,7 +2,7 @@
 
 A trainer says what trains and how its loss is computed; this loop does the rest the same way for
 all of them: processes/devices and mixed precision (``accelerate launch`` or ``torchrun`` just
-work), gradient accumulation and clipping, AdamW with warm-up, checkpoints
+work), gradient accumulation and clipping, AdamW with warm-up (then constant or cosine), checkpoints
 (``output/checkpoints/checkpoint-<step>``: the accelerate state to resume from, plus the trained
 component in its loadable form) with a total limit, ``--resume-from latest``, periodic validation,
 a progress bar with the loss, and tensorboard logging when it is installed.
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data.prepared import PreparedDataset, collate
-from .config import TrainConfig
+from .config import TrainConfig, learning_rate_factor
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Trainer:
         )
         warmup = max(0, config.lr_warmup_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+            optimizer, lambda s: learning_rate_factor(s, warmup, config.max_steps, config.lr_schedule)
         )
         loader = torch.utils.data.DataLoader(
             train_set,
