@@ -29,6 +29,8 @@ from .video import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 #: Frames are decoded at this short side for the onsets command (the generate command's default).
 ONSETS_SHORT_SIDE = 256
+#: Mel bands of Auffusion's spectrograms: prepared data's when the model's vocoder does not say.
+AUFFUSION_MEL_BANDS = 256
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -196,7 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut your clips into training data (mel images, CLIP embeddings, onset labels, frames)",
         description="Prepare a folder of videos with their soundtracks for training: each video is cut into "
         "model windows and everything training reads is cached in safetensors shards. Onsets come from "
-        "the captions file when it has them, else from the soundtrack (spectral flux).",
+        "the captions file when it has them, else from the soundtrack (spectral flux). The windows, "
+        "sample rate, hop and mel bands are those of the model the data is for (--model, default the "
+        "bundled model: 5.12 s windows), whose trainers refuse data prepared for another model. With "
+        "--image-encoder and no --model (the released layout) they are Auffusion's release ones: 10.24 s windows "
+        "(1024 mel columns) at 16 kHz, hop 160, 256 mel bands.",
+        epilog="Example:\n  foleycrafter prepare clips/ --out data --model checkpoints/foleycrafter-tiny "
+        "--captions captions.csv\n  foleycrafter train semantic --model checkpoints/foleycrafter-tiny "
+        "--data data --out runs/semantic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     prepare.add_argument("source", help="a folder of videos (searched recursively)")
     prepare.add_argument("--out", required=True, help="the prepared-data folder to write")
@@ -499,7 +509,9 @@ def run_onsets(args) -> int:
 
 def run_prepare(args) -> int:
     from .data.prepared import prepare_dataset, read_annotations
-    from .runtime import model_location, resolve_device_and_dtype
+    from .release import resolve_folder
+    from .runtime import model_data_settings, model_location, model_timeline, resolve_device_and_dtype
+    from .timeline import Timeline
 
     device, dtype = resolve_device_and_dtype(args.device, args.dtype)
     if args.image_encoder:
@@ -508,10 +520,9 @@ def run_prepare(args) -> int:
         from .loaders import load_image_encoder
 
         encoder, processor = load_image_encoder(args.image_encoder, torch_dtype=dtype), CLIPImageProcessor()
+        folder = resolve_folder(args.model) if args.model else None
     else:
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-        from .release import resolve_folder
 
         folder = resolve_folder(model_location(args.model, args.base, args.adapters, args.image_encoder))
         if not (folder / "image_encoder").is_dir():
@@ -522,6 +533,19 @@ def run_prepare(args) -> int:
             if (folder / "feature_extractor").is_dir()
             else CLIPImageProcessor()
         )
+    if folder is None:
+        # The released layout (an image encoder and no model): Auffusion's release windows.
+        timeline, n_mels, target = Timeline(), AUFFUSION_MEL_BANDS, "the released layout (Auffusion)"
+    else:
+        # The windows the model trains and generates in: its trainers refuse any other.
+        timeline, target = model_timeline(folder), str(folder)
+        n_mels = model_data_settings(folder).get("n_mels", AUFFUSION_MEL_BANDS)
+    if not args.quiet:
+        print(
+            f"Preparing {timeline.window_seconds:g} s windows ({timeline.window_columns} mel columns, "
+            f"{timeline.sample_rate} Hz, hop {timeline.hop_length}, {n_mels} mel bands) for {target}.",
+            file=sys.stderr,
+        )
     annotations = read_annotations(args.captions) if args.captions else None
     summary = prepare_dataset(
         args.source,
@@ -529,6 +553,8 @@ def run_prepare(args) -> int:
         encoder.to(device).eval(),
         processor,
         annotations=annotations,
+        timeline=timeline,
+        n_mels=n_mels,
         num_frames=args.num_frames,
         detector_size=args.detector_size,
         overwrite=args.overwrite,

@@ -161,19 +161,55 @@ def load_pipeline(
     return pipe, torch_device
 
 
+def model_data_settings(folder: str | os.PathLike) -> dict:
+    """What training data must share with the model in ``folder``, read from its config files
+    without loading it. Keys are those of a prepared folder's ``config.json``:
+
+    * ``window_columns``: mel columns per model window (``model_index.json``; 1024, the pipeline's
+      default, when the index does not say);
+    * ``sample_rate`` (Hz), ``hop_length`` (audio samples per mel column) and ``n_mels`` (mel
+      bands): the vocoder's (``vocoder/config.json``, native or released);
+    * ``clip_dim``: the width of the image encoder's embeddings (``image_encoder/config.json``).
+
+    A key is left out when its file is absent, e.g. ``window_columns`` for a folder of parts (the
+    base-model trainers') that is not yet a pipeline.
+    """
+    import json
+
+    folder = Path(folder)
+
+    def read(relative: str) -> dict:
+        path = folder / relative
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    settings = {}
+    index = read("model_index.json")
+    if index:
+        settings["window_columns"] = int(index.get("window_columns", 1024))
+    vocoder = read("vocoder/config.json")
+    for key, vocoder_key in (
+        ("sample_rate", "sampling_rate"),
+        ("hop_length", "hop_size"),
+        ("n_mels", "num_mels"),
+    ):
+        if vocoder_key in vocoder:
+            settings[key] = int(vocoder[vocoder_key])
+    projection_dim = read("image_encoder/config.json").get("projection_dim")
+    if projection_dim is not None:
+        settings["clip_dim"] = int(projection_dim)
+    return settings
+
+
 def model_timeline(folder: str | os.PathLike):
-    """The time axis of the model in a native ``folder`` (its ``window_columns``), read from its
-    ``model_index.json`` without loading it; the Auffusion timeline for any other folder."""
+    """The time axis of the model in ``folder``: its window (``window_columns``) and its vocoder's
+    sample rate and hop (:func:`model_data_settings`); Auffusion's for whatever the folder does not
+    say (any folder that is not a native pipeline's)."""
     from .timeline import Timeline
 
-    index = Path(folder) / "model_index.json"
-    if index.is_file():
-        from .pipeline import FoleyCrafterPipeline
-
-        config = FoleyCrafterPipeline.load_config(folder)
-        if "window_columns" in config:
-            return Timeline(window_columns=int(config["window_columns"]))
-    return Timeline()
+    settings = model_data_settings(folder)
+    return Timeline(
+        **{key: settings[key] for key in ("sample_rate", "hop_length", "window_columns") if key in settings}
+    )
 
 
 def load_onset_detector(

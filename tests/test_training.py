@@ -326,3 +326,86 @@ def test_train_command(native_model, prepared, tmp_path, capsys):
         == 2
     )
     assert "learnig_rate" in capsys.readouterr().err
+
+
+# -- prepared data must be the model's ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_512(native_model, tmp_path_factory):
+    """The tiny native model with a 512-column (5.12 s) window, as the bundled model has."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("model_512") / "foleycrafter-512"
+    shutil.copytree(native_model, folder)
+    index = folder / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "window_columns": 512}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def prepared_512(clips, model_512, tmp_path_factory):
+    """``foleycrafter prepare`` for the 512-column model, through the command line."""
+    from foleycrafter.cli import main
+
+    out = tmp_path_factory.mktemp("prepared_512") / "data"
+    code = main(
+        ["prepare", str(clips), "--out", str(out), "--model", str(model_512)]
+        + ["--captions", str(clips / "captions.csv"), "--num-frames", "8", "--detector-size", "16"]
+        + ["--device", "cpu", "--dtype", "float32", "--quiet"]
+    )
+    assert code == 0
+    return out
+
+
+def test_prepare_cuts_the_windows_of_the_model_it_prepares_for(prepared_512):
+    dataset = PreparedDataset(prepared_512)
+    assert dataset.config["window_columns"] == 512
+    assert (dataset.config["sample_rate"], dataset.config["hop_length"], dataset.config["n_mels"]) == (
+        16000,
+        160,
+        256,
+    )
+    item = dataset[0]
+    assert item["log_mel"].shape == (256, 512) and item["audio"].shape == (512 * 160,)
+    # The 12 s video in 5.12 s windows: 0-5.12, 5.12-10.24 and the 1.76 s remainder.
+    long_clips = sorted(r["start"] for r in dataset.records if Path(r["source"]).name == "long.mp4")
+    assert [round(start, 2) for start in long_clips] == [0.0, 5.12, 10.24]
+
+
+def test_prepare_reads_the_bundled_models_window():
+    from foleycrafter.runtime import BUNDLED_MODEL, model_data_settings
+
+    if not BUNDLED_MODEL.is_dir():
+        pytest.skip("the bundled model is not in this checkout")
+    settings = model_data_settings(BUNDLED_MODEL)
+    assert settings["window_columns"] == 512 and settings["n_mels"] == 256
+    assert settings["sample_rate"] == 16000 and settings["hop_length"] == 160 and settings["clip_dim"] > 0
+
+
+def test_trainer_refuses_data_prepared_for_another_window(clips, model_512, prepared, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError) as refused:
+        run_trainer("semantic", model_512, prepared, out, max_steps=1)
+    message = str(refused.value)
+    assert "window (mel columns) is 1024 in the data but 512 in the model" in message
+    # The command that prepares the data again, with the options the folder records.
+    assert message.endswith(
+        f"foleycrafter prepare {clips} --out {prepared} --model {model_512} "
+        "--num-frames 20 --detector-size 32 --captions CAPTIONS --overwrite"
+    )
+    assert not out.exists(), "refused before anything was written"
+
+
+def test_prepare_then_train_semantic_on_the_command_line(model_512, prepared_512, tmp_path, capsys):
+    """The new user's path: data prepared for the model trains it up to its validation."""
+    from foleycrafter.cli import main
+
+    out = tmp_path / "run"
+    code = main(
+        ["train", "semantic", "--model", str(model_512), "--data", str(prepared_512), "--out", str(out)]
+        + ["--set", "max_steps=1", "--set", "validation_steps=2", "--batch-size", "2", "--quiet"]
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 1 and np.isfinite(summary["validation"]["mel_l1"])
+    assert [p.name for p in (out / "validation").iterdir()] == ["step-1"]
+    assert len(list((out / "validation" / "step-1").glob("*.wav"))) == 1

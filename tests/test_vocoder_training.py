@@ -161,9 +161,9 @@ def test_new_generator_unless_the_model_has_a_hifigan(prepared, tmp_path):
     assert vocoder.config.hop_size == HOP and vocoder.config.num_mels == 256
     # No vocoder at all: the prepared data's rates.
     assert initial(tmp_path / "empty").config.sampling_rate == RATE
-    # A mismatch between the model's vocoder and the data is refused.
+    # A mismatch between the model's vocoder and the data is refused before anything is written.
     other = tiny_model_folder(tmp_path / "other", GriffinLimVocoder(num_mels=128))
-    trainer = VocoderTrainer(TrainConfig(), other, prepared, tmp_path / "unused", progress=False)
-    trainer.train_set = PreparedDataset(prepared, fields=VocoderTrainer.fields)
-    with pytest.raises(ValueError, match="n_mels=256"):
-        trainer.build(torch.device("cpu"))
+    trainer = VocoderTrainer(TrainConfig(), other, prepared, tmp_path / "refused", progress=False)
+    with pytest.raises(ValueError, match="mel bands is 256 in the data but 128 in the model"):
+        trainer.run()
+    assert not (tmp_path / "refused").exists()

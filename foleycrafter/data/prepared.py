@@ -4,7 +4,8 @@
 reads without decoding video again::
 
     data/my_clips/
-      config.json            how it was made: rates, window, frame counts, image encoder width
+      config.json            how it was made: rates, window, mel bands, frame counts, image
+                             encoder width, the source folder
       index.jsonl            one record per clip: id, source video, start/duration (s), caption,
                              onset times (s, relative to the clip), where the onsets came from
       shard-00000.safetensors  "<id>.audio"           (window_samples,) int16, silence past the end
@@ -12,11 +13,12 @@ reads without decoding video again::
                                "<id>.clip_embeds"     (num_frames, D) float16, per sampled frame
                                "<id>.detector_frames" (num_frames, S, S, 3) uint8, squashed to S x S
 
-Clips are consecutive model windows (10.24 s for Auffusion) of each video; the last, shorter
-remainder is kept when it lasts at least ``min_clip_seconds``. Audio past a clip's end is silence.
-Onset labels come from a captions file when it gives them, else from the soundtrack with the one
-audio onset detector of this project (:mod:`foleycrafter.audio_onsets`), and are turned into masks
-and frame labels at training time with the same timing code as inference.
+Clips are consecutive model windows (10.24 s for Auffusion, 5.12 s for the bundled tiny model) of
+each video; the last, shorter remainder is kept when it lasts at least ``min_clip_seconds``. Audio
+past a clip's end is silence. Onset labels come from a captions file when it gives them, else from
+the soundtrack with the one audio onset detector of this project (:mod:`foleycrafter.audio_onsets`),
+and are turned into masks and frame labels at training time with the same timing code as inference.
+Trainers refuse data prepared for another model (:func:`check_prepared_for_model`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from ..video import VIDEO_SUFFIXES, atomic_output, load_clip, read_audio_track, 
 
 FORMAT_VERSION = 2
 FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames")
+#: Side (px) of the squashed frames kept for the onset detector, unless asked otherwise.
+DETECTOR_SIZE = 128
 
 
 @dataclass
@@ -139,7 +143,7 @@ def prepare_dataset(
     timeline: Timeline | None = None,
     n_mels: int = 256,
     num_frames: int = DETECTOR_FRAMES,
-    detector_size: int = 128,
+    detector_size: int = DETECTOR_SIZE,
     min_clip_seconds: float = 1.0,
     shard_size: int = 64,
     overwrite: bool = False,
@@ -153,7 +157,10 @@ def prepare_dataset(
         image_encoder, feature_extractor: the CLIP vision model and processor whose embeddings the
             semantic adapter trains on (the pipeline's).
         annotations: per-file captions/onsets from :func:`read_annotations`.
-        timeline: rates and window (default Auffusion's: 16 kHz, hop 160, 1024 columns).
+        timeline: rates and window (default Auffusion's: 16 kHz, hop 160, 1024 columns); those of
+            the model that will train on the data (``foleycrafter prepare --model`` reads them with
+            :func:`~foleycrafter.runtime.model_data_settings`), which trainers check.
+        n_mels: mel bands of the log-mel (the model's vocoder's ``num_mels``).
         num_frames: frames sampled uniformly per clip (for CLIP and the detector).
         detector_size: side (px) of the squashed frames kept for onset-detector training.
         audio_onset_detector: ``waveform -> onset times (s)``; default :func:`detect_audio_onsets`.
@@ -258,6 +265,8 @@ def prepare_dataset(
         "num_frames": num_frames,
         "detector_size": detector_size,
         "clip_dim": int(image_encoder.config.projection_dim),
+        # Named in the command that prepares the data again when a trainer refuses it.
+        "source": str(source) if isinstance(source, (str, os.PathLike)) else None,
     }
     with atomic_output(out_dir / "config.json", overwrite=True) as temporary:
         Path(temporary).write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -269,6 +278,76 @@ def prepare_dataset(
         "skipped": skipped,
         "out_dir": str(out_dir),
     }
+
+
+#: How a mismatch names each setting a trainer checks (keys of a prepared ``config.json``).
+SETTING_NAMES = {
+    "window_columns": "window (mel columns)",
+    "sample_rate": "sample rate (Hz)",
+    "hop_length": "hop (audio samples per mel column)",
+    "n_mels": "mel bands",
+    "clip_dim": "CLIP embedding width",
+}
+
+
+def check_prepared_for_model(
+    data: str | os.PathLike,
+    model: str | os.PathLike | None,
+    keys: Sequence[str],
+) -> None:
+    """Refuse prepared data that was made for another model than the one about to train on it.
+
+    Data cut to another window, at another rate or with another image encoder trains without an
+    error and fails only at validation (or, worse, generates from a model trained on windows it
+    never sees), so trainers call this before anything is loaded or written.
+
+    Args:
+        data: the prepared folder (a folder without ``config.json`` is left to the dataset to refuse).
+        model: the model folder; its settings are read with
+            :func:`~foleycrafter.runtime.model_data_settings` (nothing is checked when it is None or
+            not a local folder).
+        keys: the settings that must agree, keys of the prepared ``config.json`` (see
+            :data:`SETTING_NAMES`); a key the model folder does not fix is not compared.
+
+    Raises:
+        ValueError: one message naming each differing setting with both values, and the command
+            that prepares the data for this model.
+    """
+    from ..runtime import model_data_settings
+
+    config_path = Path(data) / "config.json"
+    if not keys or not config_path.is_file():
+        return
+    wanted = model_data_settings(model) if model is not None and Path(model).is_dir() else {}
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    differences = [
+        f"{SETTING_NAMES.get(key, key)} is {config[key]} in the data but {wanted[key]} in the model"
+        for key in keys
+        if key in wanted and key in config and int(config[key]) != int(wanted[key])
+    ]
+    if differences:
+        raise ValueError(
+            f"{data} was prepared for another model than {model}: {'; '.join(differences)}. "
+            f"Prepare it for this model and train again: {_prepare_command(data, model, config)}"
+        )
+
+
+def _prepare_command(data, model, config: dict) -> str:
+    """The ``foleycrafter prepare`` command that makes ``data`` again for ``model``, with the
+    options it was made with that the folder records."""
+    command = f"foleycrafter prepare {config.get('source') or 'SOURCE'} --out {data} --model {model}"
+    if config.get("num_frames", DETECTOR_FRAMES) != DETECTOR_FRAMES:
+        command += f" --num-frames {config['num_frames']}"
+    if config.get("detector_size", DETECTOR_SIZE) != DETECTOR_SIZE:
+        command += f" --detector-size {config['detector_size']}"
+    index = Path(data) / "index.jsonl"
+    if index.is_file() and any(
+        record.get("caption") or record.get("onset_source") == "given"
+        for record in map(json.loads, filter(str.strip, index.read_text(encoding="utf-8").splitlines()))
+    ):
+        # Without the captions file the clips would lose their captions and given onsets.
+        command += " --captions CAPTIONS"
+    return command + " --overwrite"
 
 
 def _list_videos(source) -> list[Path]:

@@ -283,6 +283,9 @@ class UnetTrainer(DiffusionTrainer):
 
     name = "unet"
     fields = ("log_mel", "clip_embeds")
+    # The data sets the window; the parts given with --model still fix their vocoder's audio
+    # convention and the width of their image encoder's embeddings, when they have them.
+    shared_settings = ("sample_rate", "hop_length", "n_mels", "clip_dim")
 
     def load_base(self, device):
         from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, UNet2DConditionModel
@@ -326,7 +329,7 @@ class UnetTrainer(DiffusionTrainer):
             tokenizer=tokenizer,
             unet=unet,
             scheduler=scheduler,
-            vocoder=self._vocoder(parts),
+            vocoder=self._vocoder(parts, self.train_set.config),
             **self._vision(parts),
             # The model generates windows of the length it was trained on.
             window_columns=int(self.train_set.config["window_columns"]),
@@ -343,14 +346,20 @@ class UnetTrainer(DiffusionTrainer):
         return pipe
 
     @staticmethod
-    def _vocoder(parts: Path):
+    def _vocoder(parts: Path, data: dict):
+        """The parts' vocoder, else Griffin-Lim in the audio convention of the prepared ``data``
+        (its config), which then defines the model's."""
         from ..models import GriffinLimVocoder, HifiGanVocoder
 
         if (parts / "vocoder" / "config.json").is_file():
             config = json.loads((parts / "vocoder" / "config.json").read_text())
             cls = GriffinLimVocoder if config.get("_class_name") == "GriffinLimVocoder" else HifiGanVocoder
             return cls.from_pretrained(parts / "vocoder")
-        return GriffinLimVocoder()
+        return GriffinLimVocoder(
+            num_mels=int(data["n_mels"]),
+            sampling_rate=int(data["sample_rate"]),
+            hop_size=int(data["hop_length"]),
+        )
 
     @staticmethod
     def _vision(parts: Path) -> dict:

@@ -23,7 +23,10 @@ longer videos go through the pipeline's overlapping windows like any model.
 
 VOCODER: Griffin-Lim (no weights). On a held-out clip its spectral convergence is 0.035 against
 0.99 for a tiny HiFi-GAN trained 600 steps with ``foleycrafter train vocoder`` (session 1, see
-``checkpoints/README.md``), so a trained vocoder does not pay at this budget.
+``checkpoints/README.md``), so a trained vocoder does not pay at this budget. Nor is one needed for
+the ceiling: the ground-truth mel of the 100 validation clips through Griffin-Lim alone keeps onset
+F1 0.999 and semantic accuracy 1.00 (``foleycrafter eval --configurations vocoder_ceiling``), so
+what the v1 stack lost (0.92 / 0.77 through VAE and vocoder) was lost in the VAE.
 """
 
 from __future__ import annotations
@@ -102,11 +105,16 @@ STAGES: dict[str, dict] = {
             "norm_num_groups": 8,
         },
     },
+    # v2: twice v1's 1200 steps, with cosine decay, on the v2 VAE's 8-channel latents. The extra
+    # onsets of v1's audio were born in the generated mel, following the initial noise (UNet
+    # hallucinations that the temporal controller suppresses only in part:
+    # `python -m foleycrafter.eval.onset_sources`, results/diagnosis/).
     "unet": {
-        "max_steps": 1200,
+        "max_steps": 2400,
         "batch_size": 8,
         "learning_rate": 5e-4,
         "lr_warmup_steps": 100,
+        "lr_schedule": "cosine",
         "text_dropout": 0.1,
         "image_dropout": 0.0,
         "both_dropout": 0.0,

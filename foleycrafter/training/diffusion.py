@@ -28,6 +28,9 @@ class DiffusionTrainer(Trainer):
     """Shared parts: the frozen base pipeline, latents, text embeddings with dropout, noising."""
 
     fields = ("log_mel", "clip_embeds")
+    # The base renders the model's windows at its vocoder's rate, hop and bands; the semantic
+    # adapter (trained, or frozen under the temporal controller) reads the image encoder's embeddings.
+    shared_settings = ("window_columns", "sample_rate", "hop_length", "n_mels", "clip_dim")
 
     def load_base(self, device: torch.device):
         from diffusers import DDPMScheduler
@@ -366,6 +369,8 @@ class LoraTrainer(DiffusionTrainer):
     """LoRA on the UNet's attention projections (peft), on the text-to-audio objective."""
 
     name = "lora"
+    # Text to audio: the clips' CLIP embeddings are not read.
+    shared_settings = ("window_columns", "sample_rate", "hop_length", "n_mels")
 
     def build(self, device):
         from peft import LoraConfig

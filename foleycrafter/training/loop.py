@@ -5,7 +5,8 @@ all of them: processes/devices and mixed precision (``accelerate launch`` or ``t
 work), gradient accumulation and clipping, AdamW with warm-up (then constant or cosine), checkpoints
 (``output/checkpoints/checkpoint-<step>``: the accelerate state to resume from, plus the trained
 component in its loadable form) with a total limit, ``--resume-from latest``, periodic validation,
-a progress bar with the loss, and tensorboard logging when it is installed.
+a progress bar with the loss, and tensorboard logging when it is installed. Before anything else it
+refuses prepared data made for another model than ``--model`` (:attr:`Trainer.shared_settings`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.prepared import PreparedDataset, collate
+from ..data.prepared import PreparedDataset, check_prepared_for_model, collate
 from .config import TrainConfig, learning_rate_factor
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ class Trainer:
 
     name = "base"
     fields: tuple[str, ...] = ()
+    #: Settings of the prepared data (keys of its ``config.json``) that the trained component
+    #: depends on and the model folder fixes; :meth:`run` refuses data where they differ. Trainers
+    #: that build their model from the data list only what the model folder still fixes.
+    shared_settings: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -83,6 +88,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         config = self.config
+        # First, from config files alone: data of another window, rate or image encoder would train
+        # without a word and fail at the first validation (or generate from windows never seen).
+        check_prepared_for_model(self.data_path, self.model_path, self.shared_settings)
         log_with = "tensorboard" if _has_tensorboard() else None
         self.accelerator = accelerator = Accelerator(
             # Without CUDA, several processes (torchrun) are several CPU processes talking over gloo.

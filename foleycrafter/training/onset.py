@@ -24,6 +24,9 @@ from .loop import Trainer
 class OnsetTrainer(Trainer):
     name = "onset"
     fields = ("detector_frames",)
+    # Detection walks a video in the model's windows: clips of another length would teach the
+    # detector another number of frames per second than it sees there.
+    shared_settings = ("window_columns", "sample_rate", "hop_length")
 
     def build(self, device):
         from ..models import OnsetDetector
