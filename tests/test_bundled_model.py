@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,3 +73,34 @@ def test_cli_default_model_turns_a_video_into_a_video_with_sound(tmp_path):
     assert result.returncode == 0, result.stderr
     track = read_audio_track(out)
     assert abs(len(track) / 16000 - 2.5) < 0.05 and np.abs(track).max() > 1e-3
+
+
+def test_readme_first_command_gives_the_example_clip_a_soundtrack(tmp_path):
+    """The README's first generate command runs as written on a fresh clone: its input ships here."""
+    from foleycrafter.video import read_audio_track, read_video_info
+
+    repo = Path(__file__).resolve().parents[1]
+    command = re.search(r"^\.venv/bin/foleycrafter (generate .+)$", (repo / "README.md").read_text(), re.M)
+    arguments = shlex.split(command.group(1))
+    video = repo / arguments[1]
+    assert video.is_file() and video.stat().st_size < 500_000
+    info = read_video_info(video)
+    assert not info.has_audio and 3.0 < info.duration < 4.0  # silent: the command gives it its sound
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "foleycrafter.cli",
+            *arguments[:1],
+            str(video),
+            *arguments[2:],
+            "--steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    track = read_audio_track(tmp_path / arguments[arguments.index("-o") + 1])
+    assert abs(len(track) / 16000 - info.duration) < 0.05 and np.abs(track).max() > 1e-3
