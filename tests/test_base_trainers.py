@@ -182,3 +182,20 @@ def test_latents_are_cached_per_clip_only_when_unchanged(synthfoley, tmp_path):
     other = trainer(str(cache_file))  # another VAE (different weights): the file is ignored
     other.latents(mel, generator, ["a"])
     assert Encoder.calls == 4
+
+
+def test_vae_crops_cover_the_window_edge_and_the_silence_after_the_clip():
+    """Generation decodes whole windows: the VAE must see the image's first column and the clip's
+    end followed by silence padding, not only crops inside the clip."""
+    from foleycrafter.training.base_models import EDGE_CROP_ODDS, VaeTrainer
+
+    trainer = VaeTrainer.__new__(VaeTrainer)
+    trainer.config = TrainConfig(crop_columns=64)
+    trainer.train_set = type("Data", (), {"config": {"sample_rate": 16000, "hop_length": 160}})()
+    mel = torch.arange(512, dtype=torch.float32).expand(2, 8, 512)  # column index as the value
+    generator = torch.Generator().manual_seed(0)
+    starts = [int(trainer.crop(mel, [3.0, 3.0], generator)[0, 0, 0]) for _ in range(400)]
+    # A 3 s clip covers 300 columns: starts lie in [0, 300 + 32 - 64], the first column often.
+    assert min(starts) == 0 and max(starts) <= 268 and max(starts) > 240
+    assert abs(starts.count(0) / len(starts) - 1 / EDGE_CROP_ODDS) < 0.08
+    assert trainer.crop(mel, [3.0, 3.0], generator).shape == (2, 8, 64)
