@@ -2,6 +2,7 @@
 
     foleycrafter generate clip.mp4 --prompt "a dog barking" -o clip_foley.mp4
     foleycrafter generate videos/ -o out/
+    torchrun --nproc_per_node 2 -m foleycrafter generate videos/ -o out/   # shared by 2 processes
     foleycrafter onsets clip.mp4
     foleycrafter demo                     # the Gradio page (needs the demo extra)
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -20,12 +22,17 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .arguments import non_negative, positive_int
 from .runtime import MODEL_ENV, UsageError, quiet_libraries
 from .schedulers import add_sampler_arguments
 from .timeline import DETECTOR_FRAMES
 from .video import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+
+if TYPE_CHECKING:
+    from .distributed import Processes
+    from .manifest import ManifestRow
 
 #: Frames are decoded at this short side for the onsets command (the generate command's default).
 ONSETS_SHORT_SIDE = 256
@@ -83,11 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(the video stream is copied, not re-encoded), or a .wav/.flac file.",
         epilog='Examples:\n  foleycrafter generate clip.mp4 --prompt "a dog barking" -o clip_foley.mp4\n'
         "  foleycrafter generate videos/ -o out/ --skip-existing\n"
+        "  foleycrafter generate --manifest videos.csv -o out/     # file,prompt,negative_prompt,onsets,seed\n"
+        "  accelerate launch -m foleycrafter generate videos/ -o out/   # shared by the processes (GPUs)\n"
         "  foleycrafter generate clip.mp4 --onsets 0.5,1.2,2.8 -o clip.wav",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     generate.add_argument(
-        "inputs", nargs="+", metavar="VIDEO", help="video files, folders of videos, or glob patterns"
+        "inputs", nargs="*", metavar="VIDEO", help="video files, folders of videos, or glob patterns"
+    )
+    generate.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="instead of VIDEO: a .csv or .jsonl file with a row per video (file; optional prompt, "
+        "negative_prompt, onsets, seed, which replace the options for that video); relative paths "
+        "start at the manifest's folder",
     )
     generate.add_argument(
         "-o",
@@ -103,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--prompt", default="", help="text describing the sound (default: none)")
     generate.add_argument("--negative-prompt", default="", help="text describing what to avoid")
-    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42, as the release)")
+    generate.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed (default 42, as the release); each video's noise starts afresh from it, so "
+        "a video sounds the same whatever else is in the batch and however many processes share it",
+    )
     add_sampler_arguments(generate)
     generate.add_argument(
         "--guidance-scale", type=non_negative, default=7.5, help="text guidance (default 7.5)"
@@ -294,8 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the one place that turns any failure into one line and an exit code
         if args.debug:
             traceback.print_exc()
-        print(f"foleycrafter: error: {_one_line(error)}", file=sys.stderr)
+        # One write, so the lines of processes failing together do not interleave.
+        sys.stderr.write(f"foleycrafter: error: {_process_label()}{_one_line(error)}\n")
         return 2 if _is_user_error(error) else 1
+
+
+def _process_label() -> str:
+    """``"[process 1/2] "`` under a launcher with several processes (each may print its error)."""
+    from .distributed import launched_processes
+
+    try:
+        return launched_processes().label
+    except UsageError:  # a broken launcher environment: that error is the one being printed
+        return ""
 
 
 def _is_user_error(error: Exception) -> bool:
@@ -315,8 +348,12 @@ def _one_line(error: BaseException) -> str:
 # -- inputs and outputs ------------------------------------------------------------------------
 @dataclass
 class Job:
+    """One video to give sound: where it is, where its result goes, and (from a ``--manifest``) its
+    own settings, whose given values replace the command line's."""
+
     video: Path
     output: Path
+    settings: ManifestRow | None = None
 
 
 def expand_inputs(patterns: list[str]) -> list[Path]:
@@ -380,16 +417,28 @@ def plan_jobs(videos: list[Path], output: str | None, fmt: str) -> list[Job]:
 
 # -- commands ----------------------------------------------------------------------------------
 def run_generate(args) -> int:
+    """``foleycrafter generate``: in one process, or shared by the processes a launcher started
+    (``torchrun``/``accelerate launch``: each process generates its share of the videos, the main
+    process prints the batch's summary, and every process exits with the code one process would)."""
+    from .distributed import launched_processes, process_group
+
+    if args.overwrite and args.skip_existing:
+        raise UsageError("--overwrite and --skip-existing contradict each other; pass one.")
+    processes = launched_processes()
+    with process_group(processes):
+        return _generate(args, processes)
+
+
+def _generate(args, processes: Processes) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from .distributed import local_device
     from .generation import generate_file
     from .runtime import load_pipeline
     from .video import OutputExistsError, read_video_info
 
-    if args.overwrite and args.skip_existing:
-        raise UsageError("--overwrite and --skip-existing contradict each other; pass one.")
-    jobs = plan_jobs(expand_inputs(args.inputs), args.output, args.format)
+    jobs = generate_jobs(args)
     batch = len(jobs) > 1
     pending = []
     skipped = []
@@ -405,26 +454,42 @@ def run_generate(args) -> int:
                 )
         pending.append(job)
     if not pending:
-        print(f"Nothing to do: {len(skipped)} output(s) exist (--skip-existing).", file=sys.stderr)
+        if processes.is_main:
+            print(f"Nothing to do: {len(skipped)} output(s) exist (--skip-existing).", file=sys.stderr)
         return 0
+    mine = my_share(pending, processes, batch)
+    if not mine:
+        # One video, and another process has it (its exit code is the run's); or fewer videos
+        # than processes: this one only joins the batch's summary.
+        return _batch_summary(jobs, skipped, [], [], processes) if batch else 0
     # One video: probed before the model loads, so a bad input fails at once; the probe travels on.
-    probed = {pending[0].video: read_video_info(pending[0].video)} if not batch else {}
+    probed = {mine[0].video: read_video_info(mine[0].video)} if not batch else {}
+    if not processes.is_main:
+        # One set of loading bars for the run: every process's would interleave on one terminal.
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
     pipe, _ = load_pipeline(
         args.model,
         base=args.base,
         adapters=args.adapters,
         image_encoder=args.image_encoder,
-        device=args.device,
+        device=local_device(args.device, processes),
         dtype=args.dtype,
         scheduler=args.scheduler,
         compile=args.compile,
-        progress=not args.quiet,
+        progress=not args.quiet and processes.is_main,
     )
     failures: list[tuple[Job, str]] = []
     written = []
-    progress = tqdm(pending, desc="videos", unit="video", disable=args.quiet or not batch)
+    progress = tqdm(
+        mine, desc="videos", unit="video", disable=args.quiet or not batch or not processes.is_main
+    )
     for job in progress:
         started = time.perf_counter()
+        settings = _video_settings(job, args)
         try:
             generate_file(
                 pipe,
@@ -432,21 +497,26 @@ def run_generate(args) -> int:
                 job.output,
                 overwrite=args.overwrite,
                 keep_original_audio=args.keep_original_audio,
-                prompt=args.prompt,
-                negative_prompt=args.negative_prompt,
+                prompt=settings["prompt"],
+                negative_prompt=settings["negative_prompt"],
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance_scale,
                 semantic_scale=args.semantic_scale,
                 temporal_scale=args.temporal_scale,
-                onsets=args.onsets,
+                onsets=settings["onsets"],
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,
                 window_batch_size=args.window_batch_size,
-                generator=torch.Generator(device="cpu").manual_seed(args.seed),
+                # A generator per video, seeded afresh: its audio does not depend on which videos
+                # came before it, so neither on the order nor on how many processes share the batch.
+                generator=torch.Generator(device="cpu").manual_seed(settings["seed"]),
             )
             written.append(job)
             if not args.quiet:
-                print(f"wrote {job.output} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+                print(
+                    f"{processes.label}wrote {job.output} ({time.perf_counter() - started:.1f} s)",
+                    file=sys.stderr,
+                )
         except KeyboardInterrupt:
             raise
         except Exception as error:
@@ -456,13 +526,107 @@ def run_generate(args) -> int:
                 traceback.print_exc()
             failures.append((job, _one_line(error)))
     if batch:
-        print(
-            f"{len(written)} written, {len(skipped)} skipped, {len(failures)} failed.",
-            file=sys.stderr,
-        )
-        for job, reason in failures:
-            print(f"  failed: {job.video}: {reason}", file=sys.stderr)
+        return _batch_summary(jobs, skipped, written, failures, processes)
     return 1 if failures else 0
+
+
+def generate_jobs(args) -> list[Job]:
+    """The jobs of ``generate``: its VIDEO arguments, or its ``--manifest``'s rows (with their
+    settings), in order, with their output paths."""
+    if args.manifest:
+        if args.inputs:
+            raise UsageError(
+                f"both VIDEO arguments and --manifest {args.manifest} were given; pass one (list every "
+                "video in the manifest)."
+            )
+        from .manifest import read_manifest
+
+        rows = read_manifest(args.manifest)
+        jobs = plan_jobs([row.file for row in rows], args.output, args.format)
+        return [Job(job.video, job.output, row) for job, row in zip(jobs, rows)]
+    if not args.inputs:
+        raise UsageError("no videos given: pass video files, folders or glob patterns, or --manifest FILE.")
+    return plan_jobs(expand_inputs(args.inputs), args.output, args.format)
+
+
+def _video_settings(job: Job, args) -> dict:
+    """Prompt, negative prompt, onsets and seed for one video: its manifest row's where given,
+    else the command line's."""
+    chosen = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative_prompt,
+        "onsets": args.onsets,
+        "seed": args.seed,
+    }
+    if job.settings is not None:
+        for name in chosen:
+            value = getattr(job.settings, name)
+            if value is not None:
+                chosen[name] = value
+    return chosen
+
+
+def my_share(pending: list[Job], processes: Processes, batch: bool) -> list[Job]:
+    """The jobs this process generates: all of them for one process; else its share of a plan
+    every process computes alike, balanced by the videos' durations.
+
+    Each process probes every pending video (demuxing, no decoding) for its duration; a video
+    that cannot be probed weighs 0 and fails again, with the same message, where it is generated.
+    The processes then compare their plans (one exchange, which also holds every process back
+    until all have looked at the existing outputs, so no process sees another's new file).
+
+    Raises:
+        UsageError: the processes planned differently (they see different files, or were given
+            different arguments).
+    """
+    if not processes.distributed:
+        return pending
+    from .distributed import all_gather, balance
+    from .video import read_video_info
+
+    if batch:
+        durations = []
+        for job in pending:
+            try:
+                durations.append(float(read_video_info(job.video).duration))
+            except Exception:  # reported with the video's failure when its process generates it
+                durations.append(0.0)
+        shares = balance(durations, processes.world_size)
+    else:
+        shares = [[0]] + [[] for _ in range(processes.world_size - 1)]
+    plan = [[(str(pending[i].video), str(pending[i].output)) for i in share] for share in shares]
+    fingerprint = hashlib.sha256(json.dumps(plan).encode()).hexdigest()
+    if len(set(all_gather(fingerprint, processes))) > 1:
+        raise UsageError(
+            "the processes planned different batches: every process must see the same videos at the "
+            "same paths (on several machines, a shared folder) and the same existing outputs, and get "
+            "the same arguments; rerun once the files are in place."
+        )
+    return [pending[i] for i in shares[processes.rank]]
+
+
+def _batch_summary(
+    jobs: list[Job],
+    skipped: list[Job],
+    written: list[Job],
+    failures: list[tuple[Job, str]],
+    processes: Processes,
+) -> int:
+    """Gather every process's outcome, print the batch's summary once (the main process) and
+    return the batch's exit code, the same in every process: 1 if any video failed, else 0."""
+    from .distributed import all_gather
+
+    outcomes = all_gather((len(written), [(str(job.video), reason) for job, reason in failures]), processes)
+    order = {str(job.video): index for index, job in enumerate(jobs)}
+    failed = sorted(
+        (f for _, process_failures in outcomes for f in process_failures), key=lambda f: order[f[0]]
+    )
+    if processes.is_main:
+        done = sum(count for count, _ in outcomes)
+        print(f"{done} written, {len(skipped)} skipped, {len(failed)} failed.", file=sys.stderr)
+        for video, reason in failed:
+            print(f"  failed: {video}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_onsets(args) -> int:
