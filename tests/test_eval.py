@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from launcher import torchrun
 
 from foleycrafter.data import synthfoley as sf
 from foleycrafter.eval import benchmark, report, running
@@ -375,3 +376,77 @@ def test_results_of_separate_runs_merge_into_one_table(tmp_path, capsys):
     assert len(json.loads(out.read_text())["configurations"]) == 3
     with pytest.raises(ValueError, match="--data is required"):
         benchmark.run(parser.parse_args([]))
+
+
+def test_eval_under_torchrun_in_two_processes_matches_one_process(model_folder, tiny_split, tmp_path, capsys):
+    """``torchrun --nproc_per_node 2 -m foleycrafter eval``: two CPU processes share the (clip,
+    configuration) jobs; the main process alone prints and writes the rows one process writes."""
+    import subprocess
+
+    arguments = ["--model", str(model_folder), "--data", str(tiny_split)]
+    arguments += ["--configurations", "base_empty_prompt,temporal_gt_onsets", "--max-clips", "3"]
+    arguments += ["--steps", "2", "--classifier", "none", "--quiet"]
+    parser = argparse.ArgumentParser()
+    benchmark.add_arguments(parser)
+    assert benchmark.run(parser.parse_args([*arguments, "--out", str(tmp_path / "one.json")])) == 0
+    capsys.readouterr()
+
+    launcher = torchrun(2, 29547)
+    result = subprocess.run(
+        [*launcher, "-m", "foleycrafter", "eval", *arguments, "--out", str(tmp_path / "two.json")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("wrote ") == 1 and result.stdout.count("temporal_gt_onsets") == 1, (
+        result.stdout
+    )
+    one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
+    timings = {"generation_seconds", "generation_seconds_per_clip", "real_time_factor"}
+    assert len(one["configurations"]) == len(two["configurations"]) == 2
+    for a, b in zip(one["configurations"], two["configurations"]):
+        assert len(a["clips"]) == 3
+        assert [{k: v for k, v in row.items() if k not in timings} for row in a["clips"]] == [
+            {k: v for k, v in row.items() if k not in timings} for row in b["clips"]
+        ]
+        assert {k: v for k, v in a["metrics"].items() if k not in timings} == {
+            k: v for k, v in b["metrics"].items() if k not in timings
+        }
+    assert one["ground_truth"] == two["ground_truth"]
+
+
+def test_eval_shares_jobs_and_fails_alike_in_every_process(monkeypatch):
+    """The main process puts the gathered audio back in job order, the others return None; a
+    failure in any process is raised in every process, naming it."""
+    from foleycrafter import distributed
+    from foleycrafter.distributed import Processes
+
+    jobs = [({"duration": duration}, index) for index, duration in enumerate([3.0, 1.0, 2.0])]
+    # Each fake "audio" is the job's index: the order of the result shows where each landed.
+    monkeypatch.setattr(
+        running,
+        "_generate_all",
+        lambda pipe, folder, mine, *rest: [(np.full(2, job[1]), 0.5) for job in mine],
+    )
+    shares = distributed.balance([3.0, 1.0, 2.0], 2)
+    assert shares == [[0], [1, 2]]
+
+    def gather_from(other_error):
+        def all_gather(value, processes):
+            rank = processes.rank
+            other = ([(i, np.full(2, i), 0.5) for i in shares[1 - rank]], other_error)
+            return [value, other] if rank == 0 else [other, value]
+
+        return all_gather
+
+    monkeypatch.setattr(distributed, "all_gather", gather_from(None))
+    main = running._generate_shared(None, None, jobs, 1, "cpu", None, "saved", Processes(0, 2, 0))
+    assert [int(audio[0]) for audio, _ in main] == [0, 1, 2]
+    assert running._generate_shared(None, None, jobs, 1, "cpu", None, "saved", Processes(1, 2, 1)) is None
+
+    monkeypatch.setattr(distributed, "all_gather", gather_from("RuntimeError: out of memory"))
+    for rank in (0, 1):
+        with pytest.raises(ValueError, match=f"process {1 - rank}: RuntimeError: out of memory"):
+            running._generate_shared(None, None, jobs, 1, "cpu", None, "saved", Processes(rank, 2, rank))

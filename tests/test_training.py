@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from launcher import torchrun
 from media_factory import make_struck_clip as make_clip
 
 from foleycrafter.data.prepared import PreparedDataset, clip_spans, prepare_dataset, read_annotations
@@ -227,13 +227,7 @@ def test_two_processes_agree(native_model, prepared, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29533",
+            *torchrun(2, 29533),
             str(REPO / "tests" / "two_process_train.py"),
             str(native_model),
             str(prepared),
@@ -249,6 +243,26 @@ def test_two_processes_agree(native_model, prepared, tmp_path):
     assert hashes[0] == hashes[1]
     # Both processes trained: the weights moved away from the starting point.
     assert json.loads((tmp_path / "run" / "history.json").read_text())["history"][-1]["step"] == 6
+
+
+def test_two_processes_resume_exactly(native_model, prepared, tmp_path):
+    """torchrun with two CPU processes: interrupted after step 3 (mid-epoch: each process takes
+    one of the 3 clips per step, 2 steps per epoch) and resumed, both processes end with the
+    weights of an uninterrupted two-process run."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = torchrun(2, 29534)
+    for mode in ("whole", "resumed"):
+        script = [str(REPO / "tests" / "two_process_resume.py"), mode, str(native_model), str(prepared)]
+        result = subprocess.run(
+            [*launcher, *script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=600
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    hashes = {
+        (run, rank): (tmp_path / run / f"weights-rank{rank}.sha1").read_text()
+        for run in ("whole", "resumed")
+        for rank in (0, 1)
+    }
+    assert len(set(hashes.values())) == 1, hashes
 
 
 # Onset times read by hand off a 5 ms RMS envelope of each real soundtrack: the steep rises
@@ -409,3 +423,72 @@ def test_prepare_then_train_semantic_on_the_command_line(model_512, prepared_512
     assert summary["step"] == 1 and np.isfinite(summary["validation"]["mel_l1"])
     assert [p.name for p in (out / "validation").iterdir()] == ["step-1"]
     assert len(list((out / "validation" / "step-1").glob("*.wav"))) == 1
+
+
+# -- resuming continues exactly where the run stopped (#21) -------------------------------------
+class Interrupted(Exception):
+    """Stands for the job being killed right after it saved a checkpoint."""
+
+
+def trained_tensors(run: Path) -> dict:
+    """Every tensor a run exported in ``final/`` (the trained component in its loadable form) and
+    the last checkpoint's accelerate state (the module as trained), by file and key."""
+    from safetensors.torch import load_file
+
+    last = max((run / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    files = sorted((run / "final").rglob("*.safetensors")) + sorted(last.glob("model*.safetensors"))
+    assert files, f"nothing exported in {run}"
+    return {
+        f"{file.relative_to(run)}:{key}": tensor for file in files for key, tensor in load_file(file).items()
+    }
+
+
+@pytest.mark.parametrize(
+    "name, stop, overrides",
+    [
+        ("temporal", 4, dict(split_merge_probability=0.5, validate_every=2, validation_steps=1)),
+        ("onset", 4, dict(learning_rate=3e-3, validate_every=2)),
+        # 2 batches per step: an epoch is a step of 2 batches and one of the third (accelerate ends
+        # an accumulation at the end of the data), so step 3 ends 2 batches into epoch 1.
+        ("onset", 3, dict(learning_rate=3e-3, gradient_accumulation_steps=2)),
+    ],
+)
+def test_resuming_continues_exactly_where_the_run_stopped(
+    name, stop, overrides, native_model, prepared, tmp_path, monkeypatch
+):
+    """Interrupted after the checkpoint of step ``stop`` and resumed, a run ends with the weights
+    (and the losses) of a run never interrupted, bit for bit: the same noise draws, the same data
+    order (3 training clips, one per batch: the run stops in the middle of epoch 1, which has its
+    own shuffled order) and validations that do not shift either."""
+    from foleycrafter.training.loop import Trainer
+
+    settings = dict(
+        max_steps=7, batch_size=1, checkpoint_every=stop, checkpoints_total_limit=None, **overrides
+    )
+    assert len(PreparedDataset(prepared).split(0.25, seed=0)[0]) == 3, "the epoch layout above"
+    whole = run_trainer(name, native_model, prepared, tmp_path / "whole", **settings)
+
+    save = Trainer.save_checkpoint
+
+    def save_then_stop(self, step):
+        folder = save(self, step)
+        if step == stop:
+            raise Interrupted(step)
+        return folder
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "save_checkpoint", save_then_stop)
+        with pytest.raises(Interrupted):
+            run_trainer(name, native_model, prepared, tmp_path / "resumed", **settings)
+    resumed = run_trainer(
+        name, native_model, prepared, tmp_path / "resumed", resume_from="latest", **settings
+    )
+
+    assert [h["step"] for h in resumed["history"]] == list(range(stop + 1, 8))
+    assert resumed["history"] == whole["history"][stop:]
+    expected, actual = trained_tensors(tmp_path / "whole"), trained_tensors(tmp_path / "resumed")
+    assert expected.keys() == actual.keys()
+    differing = [key for key in expected if not torch.equal(expected[key], actual[key])]
+    assert not differing, differing
+    # The trained weights moved: an equality of untrained weights would prove nothing.
+    assert whole["history"][0]["loss"] != whole["history"][-1]["loss"]

@@ -141,7 +141,15 @@ def run(args: argparse.Namespace) -> int:
     if args.merge:
         results = merge_results([read_results(path) for path in args.merge], names=args.merge)
     else:
-        results = _evaluate_from_args(args)
+        from ..distributed import launched_processes, process_group
+
+        # Under torchrun / accelerate launch the processes share the generation; the main process
+        # scores, prints and writes, the others return with the same code.
+        processes = launched_processes()
+        with process_group(processes):
+            results = _evaluate_from_args(args, processes)
+        if results is None:
+            return 0
     print(format_table(results))
     if args.out:
         write_results(results, args.out)
@@ -149,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_from_args(args: argparse.Namespace) -> dict:
+def _evaluate_from_args(args: argparse.Namespace, processes=None) -> dict | None:
     import torch
+
+    from ..distributed import Processes, local_device
 
     if not args.data:
         raise ValueError("--data is required: the SynthFoley dataset root (holding <split>/metadata.jsonl).")
@@ -166,7 +176,7 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict:
         steps=args.steps,
         guidance_scale=args.guidance_scale,
         seed=args.seed,
-        device=str(resolve_device_and_dtype(args.device)[0]),
+        device=str(resolve_device_and_dtype(local_device(args.device, processes or Processes()))[0]),
         classifier=classifier,
         min_interval_ms=args.min_interval_ms,
         temporal_scale=args.temporal_scale,
@@ -175,6 +185,7 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict:
         dtype=None if args.dtype == "saved" else getattr(torch, args.dtype),
         workers=args.workers,
         log=log,
+        processes=processes,
     )
 
 

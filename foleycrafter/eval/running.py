@@ -217,7 +217,8 @@ def evaluate_model(
     scheduler: str = "saved",
     workers: int = 1,
     log: Callable[[str], None] | None = None,
-) -> dict:
+    processes=None,
+) -> dict | None:
     """Run the benchmark for one model on one split.
 
     Args:
@@ -248,6 +249,11 @@ def evaluate_model(
         workers: generate in this many processes, each loading the model from ``model_folder`` (which
             must then be a folder or hub id); the results are the same as with 1.
         log: called with one line per generated clip (``None``: silent).
+        processes: a :class:`~foleycrafter.distributed.Processes` of a launcher's processes
+            (``torchrun``/``accelerate launch``) inside :func:`~foleycrafter.distributed.process_group`;
+            every process calls this with the same arguments (each on its own ``device``) and
+            generates its share of the (clip, configuration) jobs, balanced by clip duration; the
+            main process gathers the audio and scores it. ``None``: one process.
 
     Returns:
         A JSON-ready dict: ``model``, ``dataset_root``, ``split``, ``date`` (ISO 8601, UTC),
@@ -257,7 +263,8 @@ def evaluate_model(
         configuration, in order, with ``configuration`` (its settings), ``skipped`` (``None`` or why),
         ``metrics`` (the :data:`METRIC_NAMES` plus ``num_clips``, onset counts, and timings) and
         ``clips`` (per-clip rows: id, class, duration, reference and estimated onsets, per-clip
-        P/R/F1, AP, timing error, predicted class, generation seconds).
+        P/R/F1, AP, timing error, predicted class, generation seconds). ``None`` in the processes
+        other than the main one when ``processes`` has several.
     """
     from .classifier import read_split, read_wav
 
@@ -357,7 +364,13 @@ def evaluate_model(
         for _, configuration, selected in plans
         for record in selected
     ]
-    generated = iter(_generate_all(pipe, model_folder, jobs, workers, device, dtype, scheduler))
+    if processes is not None and processes.distributed:
+        generated = _generate_shared(pipe, model_folder, jobs, workers, device, dtype, scheduler, processes)
+        if generated is None:
+            return None
+        generated = iter(generated)
+    else:
+        generated = iter(_generate_all(pipe, model_folder, jobs, workers, device, dtype, scheduler))
     for entry, configuration, selected in plans:
         audios, rows = [], []
         for number, record in enumerate(selected, 1):
@@ -476,6 +489,37 @@ def _generate_all(pipe, model_folder, jobs, workers, device, dtype, scheduler):
     init = (os.fspath(model_folder), device, dtype, scheduler, threads)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
         yield from pool.map(_generate_in_worker, jobs, chunksize=1)
+
+
+def _generate_shared(pipe, model_folder, jobs, workers, device, dtype, scheduler, processes):
+    """``(audio, seconds)`` of every job, in order, in the main process (``None`` in the others):
+    each process generates its share of the jobs, balanced by clip duration (s), and every process
+    gathers every share. A clip's audio does not depend on which process makes it or in what order
+    (its noise is seeded from the clip's index).
+
+    Raises:
+        ValueError: in every process, when generation failed in any of them (naming each failure):
+            the others must not wait for audio that will never come, and all exit alike.
+    """
+    from ..distributed import all_gather, balance
+
+    share = balance([float(job[0]["duration"]) for job in jobs], processes.world_size)[processes.rank]
+    mine, error = [], None
+    try:
+        outputs = _generate_all(
+            pipe, model_folder, [jobs[i] for i in share], workers, device, dtype, scheduler
+        )
+        mine = [(index, audio, seconds) for index, (audio, seconds) in zip(share, outputs)]
+    except Exception as failure:  # reported by every process below, so none waits at the gather
+        error = f"{type(failure).__name__}: {failure}"
+    gathered = all_gather((mine, error), processes)
+    errors = [f"process {rank}: {message}" for rank, (_, message) in enumerate(gathered) if message]
+    if errors:
+        raise ValueError("generation failed in " + "; ".join(errors))
+    if not processes.is_main:
+        return None
+    by_index = {index: (audio, seconds) for part, _ in gathered for index, audio, seconds in part}
+    return [by_index[index] for index in range(len(jobs))]
 
 
 _WORKER_PIPE = None

@@ -7,13 +7,28 @@ work), gradient accumulation and clipping, AdamW with warm-up (then constant or 
 component in its loadable form) with a total limit, ``--resume-from latest``, periodic validation,
 a progress bar with the loss, and tensorboard logging when it is installed. Before anything else it
 refuses prepared data made for another model than ``--model`` (:attr:`Trainer.shared_settings`).
+
+Resuming continues exactly where the run stopped: a run interrupted after step k and resumed from
+its checkpoint ends with the weights of an uninterrupted run (bit for bit on a CPU with the same
+seed and thread count). What makes it so:
+
+* the data order of epoch e is a function of (seed, e) alone (:class:`EpochShuffle`, and the data
+  loader's own generator, which seeds its workers, is re-seeded per epoch), so the resumed run
+  recomputes the interrupted epoch's order and skips the batches already trained on;
+* a checkpoint holds, besides accelerate's state (weights, optimizer, scheduler, and each process's
+  global python / numpy / torch RNG states), each process's state of the generator that draws the
+  trainers' noise, timesteps and dropout masks (``loop_state_<process>.pt``);
+* validation runs with the RNG states forked, so validating (or not) never shifts training's draws.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -27,6 +42,50 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
+#: Per-process file in a checkpoint folder with the loop's own state (``.format(process_index)``).
+LOOP_STATE = "loop_state_{}.pt"
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A 63-bit seed for ``stream`` of epoch ``epoch`` (0-based) of a run seeded with ``seed``;
+    nearby seeds and epochs give unrelated streams."""
+    words = np.random.SeedSequence([seed % 2**32, seed // 2**32 % 2**32, epoch, stream]).generate_state(2)
+    return int(words[0]) << 31 ^ int(words[1])
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """Dataset indices in an order drawn from (seed, epoch) alone, unlike a ``RandomSampler`` whose
+    order depends on every epoch drawn before it: a resumed run can recompute any epoch's order.
+
+    Accelerate calls :meth:`set_epoch` at the start of each pass over a prepared data loader, and
+    gives every process the same sampler (the processes then take turns with its batches)."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+@contextlib.contextmanager
+def preserved_rng_states():
+    """Run the body with the global python, numpy and torch (CPU and CUDA) RNG states restored after
+    it, so that what it draws does not change what training draws next."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 class Trainer:
@@ -137,31 +196,42 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: learning_rate_factor(s, warmup, config.max_steps, config.lr_schedule)
         )
+        sampler = EpochShuffle(len(train_set), config.seed)
+        # The loader's generator only seeds its worker processes; it is re-seeded every epoch (and
+        # keeps the global torch RNG out of it: a DataLoader without one draws from it per pass).
+        loader_generator = torch.Generator()
         loader = torch.utils.data.DataLoader(
             train_set,
             batch_size=config.batch_size,
-            shuffle=True,
+            sampler=sampler,
             collate_fn=self.collate,
             num_workers=config.num_workers,
             drop_last=len(train_set) >= config.batch_size * accelerator.num_processes,
-            generator=torch.Generator().manual_seed(config.seed),
+            generator=loader_generator,
         )
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         self.model = model
+        # Accelerate ends an accumulation early at the end of each pass over the data, so an epoch
+        # is this many optimizer steps, each of up to ``gradient_accumulation_steps`` batches.
+        steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
 
+        # Draws the trainers' noise, timesteps, dropout masks and augmentations (per process).
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + accelerator.process_index)
         step = 0
         if self.resume_from:
             checkpoint = self.find_checkpoint(self.resume_from)
             if checkpoint is not None:
                 accelerator.load_state(str(checkpoint))
                 step = int(checkpoint.name.split("-")[-1])
+                self._load_loop_state(checkpoint, step)
                 logger.info("resumed from %s at step %d", checkpoint, step)
         if log_with and accelerator.is_main_process:
             accelerator.init_trackers(f"foleycrafter-{self.name}")
 
-        generator = torch.Generator(device="cpu").manual_seed(
-            config.seed + step * 7919 + accelerator.process_index
-        )
+        generator = self.generator
+        # Where the run stands in the data: the epoch and the batches of it already trained on.
+        epoch, skip = divmod(step, steps_per_epoch)
+        skip *= config.gradient_accumulation_steps
         progress = tqdm(
             total=config.max_steps,
             initial=step,
@@ -171,7 +241,12 @@ class Trainer:
         running = []
         model.train()
         while step < config.max_steps:
-            for batch in loader:
+            loader.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            loader_generator.manual_seed(epoch_seed(config.seed, epoch, stream=1))
+            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+            skip = 0
+            for batch in batches:
                 with accelerator.accumulate(model):
                     loss = self.compute_loss(batch, generator)
                     if not torch.isfinite(loss):
@@ -212,6 +287,7 @@ class Trainer:
                     self.run_validation(step)
                 if step >= config.max_steps:
                     break
+            epoch += 1
         progress.close()
         self.save_checkpoint(step)
         metrics = self.run_validation(step)
@@ -236,12 +312,51 @@ class Trainer:
         accelerator = self.accelerator
         folder = self.output_dir / CHECKPOINTS / f"checkpoint-{step}"
         accelerator.wait_for_everyone()
+        self._share_main_buffers()
         accelerator.save_state(str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"step": step, "generator": self.generator.get_state()},
+            folder / LOOP_STATE.format(accelerator.process_index),
+        )
         if accelerator.is_main_process:
             self.export(accelerator.unwrap_model(self.model), folder, final=False)
             self._apply_total_limit()
         accelerator.wait_for_everyone()
         return folder
+
+    def _share_main_buffers(self) -> None:
+        """Give every process the main process's buffers (BatchNorm running statistics).
+
+        Each process updates them with its own batch; DDP copies the main process's over the others
+        at the start of every forward, so training never sees the difference, but after the last
+        forward the processes would hold (and a checkpoint of the main process's alone would hide)
+        different modules. The same copy now makes them one module, as the next forward would."""
+        if self.accelerator.num_processes == 1 or not torch.distributed.is_initialized():
+            return
+        for buffer in self.accelerator.unwrap_model(self.model).buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
+
+    def _load_loop_state(self, checkpoint: Path, step: int) -> None:
+        path = checkpoint / LOOP_STATE.format(self.accelerator.process_index)
+        if not path.is_file():
+            # A checkpoint of an older version (or of fewer processes): training goes on, with
+            # other noise draws than an uninterrupted run would have made.
+            logger.warning(
+                "%s: no %s; the noise generator restarts from a seed, so this run will not match an "
+                "uninterrupted one exactly.",
+                checkpoint,
+                path.name,
+            )
+            self.generator.manual_seed(self.config.seed + step * 7919 + self.accelerator.process_index)
+            return
+        state = torch.load(path, weights_only=True)
+        if state["step"] != step:
+            raise ValueError(
+                f"{path}: saved at step {state['step']} but its folder says step {step}; the checkpoint "
+                "was assembled from two runs. Resume from another checkpoint."
+            )
+        self.generator.set_state(state["generator"])
 
     def _apply_total_limit(self) -> None:
         limit = self.config.checkpoints_total_limit
@@ -274,7 +389,7 @@ class Trainer:
             model = accelerator.unwrap_model(self.model)
             was_training = model.training
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), preserved_rng_states():
                 metrics = self.validate(
                     model, self.validation_set, self.output_dir / "validation" / f"step-{step}", step
                 )
