@@ -39,8 +39,11 @@ def latent_shape(tiny: bool) -> tuple[int, int, int]:
     return (4, N_MELS // 8, window_columns(tiny) // 8)
 
 
-def denoiser(tiny: bool, seed: int = 0) -> dict:
+def denoiser(tiny: bool, seed: int = 0, device: str | torch.device | None = None) -> dict:
     """UNet with the semantic adapter's weights, temporal controller, and the widths around them.
+
+    ``device``: where the full-size modules are built and initialised (the CPU by default; on a GPU
+    random initialisation takes seconds instead of a minute). Tiny modules are always built on the CPU.
 
     Returns:
         {"unet", "controlnet", "semantic_adapter" (state dict, released layout), "cross_dim",
@@ -56,8 +59,9 @@ def denoiser(tiny: bool, seed: int = 0) -> dict:
         from foleycrafter.temporal import controller_from_unet
 
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(cross_attention_dim=FULL_CROSS_DIM)  # SD-1.5: 320/640/1280/1280
-        controlnet = controller_from_unet(unet)
+        with torch.device(device or "cpu"):
+            unet = UNet2DConditionModel(cross_attention_dim=FULL_CROSS_DIM)  # SD-1.5: 320/640/1280/1280
+            controlnet = controller_from_unet(unet)
         _randomize_zero_convs(controlnet, seed)
         clip_dim = FULL_CLIP_DIM
     return {
@@ -77,7 +81,8 @@ def _randomize_zero_convs(controlnet, seed: int) -> None:
     with torch.no_grad():
         for name, parameter in controlnet.named_parameters():
             if name.startswith(("controlnet_down_blocks", "controlnet_mid_block")):
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+                # Drawn on the CPU (the generator's device), whichever device holds the parameter.
+                parameter.copy_(torch.randn(parameter.shape, generator=generator, device="cpu") * 0.02)
 
 
 def light_parts(cross_dim: int, seed: int = 0) -> dict:
@@ -127,10 +132,14 @@ def denoising_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0) -> dict:
     return {"pipe": pipe, "parts": parts, "cross_dim": found["cross_dim"], "clip_dim": found["clip_dim"]}
 
 
-def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
+def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0, device: str | torch.device | None = None):
     """The whole pipeline with every component at its released size (tiny with ``tiny``), each
     converted to ``dtype`` as soon as it is built so that no full fp32 copy of the whole model is
     ever alive at once.
+
+    ``device``: where the pipeline ends up (default: the CPU). Full-size components are also built
+    and randomly initialised there (seconds on a GPU), one at a time, so the device needs room for
+    the finished ``dtype`` components plus the largest one in float32 (the UNet, 3.4 GB).
 
     Full size: SD-1.5 UNet and its ControlNet, the SD VAE (128/256/512/512), the CLIP ViT-L/14 text
     encoder (12 layers), the CLIP ViT-H/14 image encoder of h94/IP-Adapter (32 layers), the
@@ -145,6 +154,11 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
     def cast(module):
         return module.to(dtype).eval()
 
+    def built(factory):
+        # Constructed (and so randomly initialised) on the target device, then cast.
+        with torch.device(device or "cpu"):
+            return cast(factory())
+
     if tiny:
         parts = tiny_components(seed)
         controlnet = tiny_controller(parts["unet"], seed)
@@ -158,18 +172,18 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
         )
         pipe.load_semantic_adapter(adapter)
         pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return pipe if device is None else pipe.to(device)
 
-    found = denoiser(tiny=False, seed=seed)
+    found = denoiser(tiny=False, seed=seed, device=device)
     unet, controlnet = cast(found["unet"]), cast(found["controlnet"])
     adapter = found["semantic_adapter"]
     del found
     torch.manual_seed(seed + 1)
-    vae = cast(auffusion_shape_vae())
+    vae = built(auffusion_shape_vae)
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed + 2)
-    text_encoder = cast(
-        CLIPTextModel(
+    text_encoder = built(
+        lambda: CLIPTextModel(
             CLIPTextConfig(
                 hidden_size=768,
                 intermediate_size=3072,
@@ -180,8 +194,8 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
         )
     )
     torch.manual_seed(seed + 3)
-    image_encoder = cast(
-        CLIPVisionModelWithProjection(
+    image_encoder = built(
+        lambda: CLIPVisionModelWithProjection(
             CLIPVisionConfig(
                 hidden_size=1280,
                 intermediate_size=5120,
@@ -195,9 +209,9 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
         )
     )
     torch.manual_seed(seed + 4)
-    vocoder = cast(HifiGanVocoder())
+    vocoder = built(HifiGanVocoder)
     torch.manual_seed(seed + 5)
-    onset_detector = cast(OnsetDetector())
+    onset_detector = built(OnsetDetector)
     pipe = FoleyCrafterPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -213,7 +227,8 @@ def full_pipeline(tiny: bool, dtype: torch.dtype, seed: int = 0):
     )
     pipe.load_semantic_adapter({g: {k: v.to(dtype) for k, v in d.items()} for g, d in adapter.items()})
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    # The adapter's projection is built where diffusers builds it; put everything on the device.
+    return pipe if device is None else pipe.to(device)
 
 
 def module_bytes(*modules: torch.nn.Module) -> int:

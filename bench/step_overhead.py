@@ -38,21 +38,30 @@ def build(tiny: bool, dtype: torch.dtype, seed: int = 0) -> dict:
     Returns:
         {"ours", "stock" (pipelines), "inputs" (tensors), "dtype"}.
     """
+    # Our pipeline installs diffusers' IPAdapterAttnProcessor2_0 and ImageProjection in the UNet
+    # through diffusers' own `load_ip_adapter`; the stock pipeline below runs those same modules.
+    found = _models.denoising_pipeline(tiny, dtype, seed)
+    return pair(found["pipe"], tiny, dtype, seed)
+
+
+def pair(ours, tiny: bool, dtype: torch.dtype, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """The stock ControlNet pipeline over ``ours``' UNet, controller, VAE, text encoder and tokenizer,
+    and the inputs both are called with (random, seeded; on ``device``).
+
+    Returns:
+        {"ours", "stock" (pipelines), "inputs" (tensors), "dtype"}.
+    """
     from diffusers import StableDiffusionControlNetPipeline
 
     from foleycrafter.temporal import mask_to_condition
 
-    # Our pipeline installs diffusers' IPAdapterAttnProcessor2_0 and ImageProjection in the UNet
-    # through diffusers' own `load_ip_adapter`; the stock pipeline below runs those same modules.
-    found = _models.denoising_pipeline(tiny, dtype, seed)
-    ours, parts = found["pipe"], found["parts"]
     stock = StableDiffusionControlNetPipeline(
-        vae=parts["vae"],
-        text_encoder=parts["text_encoder"],
-        tokenizer=parts["tokenizer"],
+        vae=ours.vae,
+        text_encoder=ours.text_encoder,
+        tokenizer=ours.tokenizer,
         unet=ours.unet,
         controlnet=ours.controlnet,
-        scheduler=copy.deepcopy(parts["scheduler"]),  # each pipeline keeps its own timestep state
+        scheduler=copy.deepcopy(ours.scheduler),  # each pipeline keeps its own timestep state
         safety_checker=None,
         feature_extractor=None,
         image_encoder=None,
@@ -61,17 +70,19 @@ def build(tiny: bool, dtype: torch.dtype, seed: int = 0) -> dict:
     stock.set_progress_bar_config(disable=True)
 
     generator = torch.Generator().manual_seed(seed + 100)
-    cross_dim, clip_dim = found["cross_dim"], found["clip_dim"]
+    cross_dim = ours.unet.config.cross_attention_dim
+    clip_dim = ours.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
     mask = torch.where(torch.rand(_models.window_columns(tiny), generator=generator) < 0.2, 1.0, -1.0)
     inputs = {
-        "prompt_embeds": torch.randn(1, 77, cross_dim, generator=generator).to(dtype),
-        "negative_prompt_embeds": torch.randn(1, 77, cross_dim, generator=generator).to(dtype),
-        "video_embeds": torch.randn(1, 1, clip_dim, generator=generator).to(dtype),
-        "mask": mask.numpy(),
+        "prompt_embeds": torch.randn(1, 77, cross_dim, generator=generator),
+        "negative_prompt_embeds": torch.randn(1, 77, cross_dim, generator=generator),
+        "video_embeds": torch.randn(1, 1, clip_dim, generator=generator),
         # Our controller's condition image for that mask, handed to the stock pipeline as `image`.
-        "condition": mask_to_condition(mask.numpy(), _models.N_MELS).to(dtype),
-        "latents": torch.randn(1, *_models.latent_shape(tiny), generator=generator).to(dtype),
+        "condition": mask_to_condition(mask.numpy(), _models.N_MELS),
+        "latents": torch.randn(1, *_models.latent_shape(tiny), generator=generator),
     }
+    inputs = {name: tensor.to(device=device, dtype=dtype) for name, tensor in inputs.items()}
+    inputs["mask"] = mask.numpy()
     return {"ours": ours, "stock": stock, "inputs": inputs, "dtype": dtype}
 
 

@@ -70,8 +70,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         default="auto",
         choices=["auto", "float32", "float16", "bfloat16"],
-        help="weights' precision (default: float16 on CUDA; on CPU bfloat16 where the CPU computes it "
-        "natively (AMX or AVX512-BF16), else float32)",
+        help="weights' precision (default: float16 on CUDA; on CPU bfloat16 on CPUs with AMX, where it is "
+        "faster, else float32)",
     )
 
 

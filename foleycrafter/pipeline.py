@@ -642,8 +642,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             the denoised latents.
         """
         device = latents.device
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        # The scheduler keeps its timesteps on the CPU: its step reads the timestep's value on the
+        # host (PNDM and DDIM index their CPU alphas with it, PNDM compares it with 0), which for a
+        # timestep on a GPU would wait for the device at every step. The models get a device copy,
+        # made once.
+        self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps
+        model_timesteps = timesteps.to(device)
         self._num_timesteps = len(timesteps)
         extra_step_kwargs = self._extra_step_kwargs(generator)
         do_cfg = self.do_classifier_free_guidance
@@ -668,7 +673,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
         unet_text, controller_text = text_states()
         with adapter_off, condition_once, self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
+            for i, (t, model_t) in enumerate(zip(timesteps, model_timesteps)):
                 if self.interrupt:
                     continue
                 model_input = torch.cat([latents] * 2) if do_cfg else latents
@@ -677,7 +682,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 if use_temporal:
                     down_residuals, mid_residual = self.controlnet(
                         model_input.to(controller_dtype),
-                        t,
+                        model_t,
                         encoder_hidden_states=controller_text,
                         controlnet_cond=condition,
                         conditioning_scale=float(temporal_scale),
@@ -685,7 +690,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     )
                 noise_pred = self.unet(
                     model_input,
-                    t,
+                    model_t,
                     encoder_hidden_states=unet_text,
                     added_cond_kwargs=added_cond_kwargs,
                     cross_attention_kwargs=self.cross_attention_kwargs,
@@ -707,7 +712,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                         "negative_prompt_embeds": negative_prompt_embeds,
                     }
                     outputs = callback_on_step_end(
-                        self, i, t, {k: local[k] for k in callback_on_step_end_tensor_inputs}
+                        self, i, model_t, {k: local[k] for k in callback_on_step_end_tensor_inputs}
                     )
                     latents = outputs.pop("latents", latents)
                     new_prompt = outputs.pop("prompt_embeds", prompt_embeds)

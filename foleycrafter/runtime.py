@@ -64,24 +64,39 @@ def quiet_libraries() -> None:
 
 
 def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AMX or AVX512-BF16, from /proc/cpuinfo).
+    """Whether this CPU computes bfloat16 in its matrix units (AMX, from /proc/cpuinfo) and torch
+    may use them.
 
-    There, bfloat16 runs the Auffusion-shape models 1.7x faster than float32 (bench/README.md);
-    elsewhere it would be emulated and slower, so ``dtype="auto"`` keeps float32. Not Linux: False.
+    There, bfloat16 runs the Auffusion-shape models 1.7x faster than float32 (bench/README.md).
+    Elsewhere ``dtype="auto"`` keeps float32: with AVX512-BF16 alone a released-size step was ~1.2x
+    slower in bfloat16 and the bundled model no faster; on AVX2 bfloat16 is emulated, 4x slower for
+    the bundled model. Not Linux: False.
     """
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return "amx_bf16" in flags and _torch_may_use_amx()
+
+
+def _torch_may_use_amx() -> bool:
+    """Whether torch's kernels are free to use AMX: ``ATEN_CPU_CAPABILITY`` and
+    ``ONEDNN_MAX_CPU_ISA`` (set in some containers, or to emulate an older CPU) can hold them to a
+    lower level on a CPU that has it."""
+    import torch
+
+    if torch.backends.cpu.get_cpu_capability() in {"DEFAULT", "NO AVX", "AVX", "AVX2"}:
+        return False
+    isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    return isa in {"ALL", "DEFAULT"} or "AMX" in isa
 
 
 def resolve_device_and_dtype(device: str = "auto", dtype: str = "auto"):
     """``(torch.device, torch.dtype)`` for the names a user gives.
 
     ``device="auto"``: CUDA when available, else the CPU. ``dtype="auto"``: float16 on CUDA; on the
-    CPU bfloat16 where it is native (:func:`cpu_has_native_bfloat16`), else float32.
+    CPU bfloat16 where it is faster (AMX: :func:`cpu_has_native_bfloat16`), else float32.
 
     Raises:
         UsageError: a CUDA device was named but none is available.

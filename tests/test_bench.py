@@ -6,7 +6,10 @@ Only structures and equivalences are checked, never timings: those depend on the
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -177,6 +180,101 @@ def test_scripts_import_without_side_effects(bench):
         "tiny_clip",
         "torch_compile",
         "batching",
+        "gpu",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent
+
+
+def _run_gpu_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(BENCH / "gpu.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _has_numbers(value) -> bool:
+    """Whether ``value`` (JSON) holds at least one finite number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_numbers(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_numbers(v) for v in value)
+    return False
+
+
+def test_gpu_script_tiny_on_cpu_reports_every_section(bench, tmp_path):
+    out = tmp_path / "gpu.json"
+    run = _run_gpu_script("--tiny", "--device", "cpu", "--out", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "device: " in run.stdout and "CUDA" in run.stdout
+    result = json.loads(out.read_text())
+    gpu = bench("gpu")
+    for section in gpu.SECTIONS:
+        entry = result[section]
+        assert "error" not in entry, entry
+        # Each section (or each of its cases) has figures, or says why it was skipped.
+        cases = entry.values() if "skipped" not in entry else [entry]
+        for case in (c for c in cases if isinstance(c, dict)):
+            assert "error" not in case, case
+            assert isinstance(case.get("skipped"), str) or _has_numbers(case), (section, case)
+    assert result["end_to_end"]["fp16"]["skipped"].startswith("needs CUDA")
+    assert result["end_to_end"]["bf16"]["wall_s"] > 0 and result["end_to_end"]["bf16"]["step_s"] > 0
+    assert result["offload"]["skipped"].startswith("needs CUDA")
+    assert math.isfinite(result["steps"]["bf16"]["ours_over_stock"])
+    assert [row["windows"] for row in result["batching"].values()] == [3, 3, 3]
+    assert "not device memory" in result["memory_kind"]
+    # No sampler's denoising loop reads a device value on the host at every step.
+    loops = result["sync_points"]["meta_denoising_loop"]
+    assert set(loops) == set(gpu.SAMPLERS)
+    assert all(row["per_step"] == 0 for found in loops.values() for row in found["reads"]), loops
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_gpu_script_without_cuda_exits_2_with_one_line(tmp_path):
+    run = _run_gpu_script("--device", "cuda", "--out", str(tmp_path / "gpu.json"), timeout=120)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA device" in lines[0] and "--device cpu" in lines[0]
+    assert not (tmp_path / "gpu.json").exists()
+
+
+def test_gpu_meta_audit_catches_host_reads_of_device_values(bench):
+    from diffusers import PNDMScheduler
+
+    gpu = bench("gpu")
+    scheduler = PNDMScheduler(skip_prk_steps=True)
+    # Timesteps on the device, as diffusers' pipelines keep them: PNDM's step reads them on the host.
+    scheduler.set_timesteps(3, device="meta")
+    sample = torch.zeros(1, 4, 2, 2, device="meta")
+    counts = gpu.meta_reads(lambda: scheduler.step(sample, scheduler.timesteps[0], sample))
+    assert counts and all("scheduling_pndm.py" in where for _, where in counts)
+    # Twice the reads with one more evaluation: all of them are per step, none per call.
+    rows = gpu.split_counts(counts, counts + counts, 1, 2)
+    assert all(row["per_call"] == 0 for row in rows)
+    assert sum(row["per_step"] for row in rows) == sum(counts.values())
+
+
+@pytest.mark.parametrize("capability, onednn_isa", [("avx2", "AVX2"), ("avx512", "AVX512_CORE_BF16")])
+def test_auto_dtype_keeps_float32_without_usable_amx(capability, onednn_isa):
+    # bench/README.md (CPU kinds): without AMX, bfloat16 was no faster for the bundled model and
+    # ~1.2x slower per released-size step (AVX512-BF16), or emulated and 4x slower (AVX2). Torch held
+    # to those levels (as when emulating such CPUs) must make `--dtype auto` keep float32, whatever
+    # /proc/cpuinfo says.
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "ATEN_CPU_CAPABILITY": capability,
+        "ONEDNN_MAX_CPU_ISA": onednn_isa,
+    }
+    code = "from foleycrafter.runtime import resolve_device_and_dtype as r; print(r('cpu', 'auto')[1])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "torch.float32"
