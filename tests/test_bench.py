@@ -181,6 +181,7 @@ def test_scripts_import_without_side_effects(bench):
         "torch_compile",
         "batching",
         "gpu",
+        "processes",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent
@@ -278,3 +279,16 @@ def test_auto_dtype_keeps_float32_without_usable_amx(capability, onednn_isa):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "torch.float32"
+
+
+def test_processes_script_help_and_commands(bench, tmp_path):
+    """bench/processes.py: its --help, and the three commands it times (no model run: seconds)."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "processes.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "--clips" in result.stdout
+    cases = bench("processes").commands("MODEL", tmp_path / "clips", tmp_path / "out")
+    assert [threads for _, threads in cases.values()] == [1, 2, 1]
+    command, _ = cases["2 processes, 1 thread each"]
+    assert command[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    assert command[command.index("generate") - 2 :][:3] == ["-m", "foleycrafter", "generate"]

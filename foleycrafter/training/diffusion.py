@@ -31,6 +31,9 @@ class DiffusionTrainer(Trainer):
     # The base renders the model's windows at its vocoder's rate, hop and bands; the semantic
     # adapter (trained, or frozen under the temporal controller) reads the image encoder's embeddings.
     shared_settings = ("window_columns", "sample_rate", "hop_length", "n_mels", "clip_dim")
+    # Noise, timesteps and dropout are per-clip draws over the global batch: N processes of batch b
+    # train like one process of batch N * b (split-and-merge still pairs clips within a process).
+    global_batch_draws = True
 
     def load_base(self, device: torch.device):
         from diffusers import DDPMScheduler
@@ -58,7 +61,7 @@ class DiffusionTrainer(Trainer):
     # -- conditions ------------------------------------------------------------------------------
     def dropout_masks(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Per clip: drop the text? drop the image? (exclusive draws with the configured rates)."""
-        draw = torch.rand(batch_size, generator=generator)
+        draw = self.per_clip(lambda n: torch.rand(n, generator=generator), batch_size)
         c = self.config
         drop_text = draw < c.text_dropout
         drop_image = (draw >= c.text_dropout) & (draw < c.text_dropout + c.image_dropout)
@@ -95,7 +98,8 @@ class DiffusionTrainer(Trainer):
             return batch
         batch = dict(batch)
         size = len(batch["id"])
-        chosen = torch.rand(size, generator=generator) < self.config.split_merge_probability
+        chosen = self.per_clip(lambda n: torch.rand(n, generator=generator), size)
+        chosen = chosen < self.config.split_merge_probability
         partners = torch.randperm(size, generator=generator)
         log_mel, embeds = batch["log_mel"].clone(), batch["clip_embeds"].clone()
         captions, onsets, durations = list(batch["caption"]), list(batch["onsets"]), list(batch["duration"])
@@ -147,7 +151,8 @@ class DiffusionTrainer(Trainer):
         if ids is not None:
             mean = torch.stack([cache[clip_id][0] for clip_id in ids]).to(vae.device)
             std = torch.stack([cache[clip_id][1] for clip_id in ids]).to(vae.device)
-        noise = torch.randn(mean.shape, generator=generator).to(mean)
+        noise = self.per_clip(lambda n: torch.randn((n, *mean.shape[1:]), generator=generator), len(mean))
+        noise = noise.to(mean)
         return (mean + std * noise) * vae.config.scaling_factor
 
     def _latent_cache(self) -> dict:
@@ -199,9 +204,12 @@ class DiffusionTrainer(Trainer):
 
     def noised(self, latents: torch.Tensor, generator: torch.Generator):
         """(noisy latents, timesteps, target) for the scheduler's prediction type."""
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        count = latents.shape[0]
+        noise = self.per_clip(lambda n: torch.randn((n, *latents.shape[1:]), generator=generator), count)
+        noise = noise.to(latents)
         steps = self.noise_scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
+        timesteps = self.per_clip(lambda n: torch.randint(0, steps, (n,), generator=generator), count)
+        timesteps = timesteps.to(latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         if self.noise_scheduler.config.prediction_type == "v_prediction":
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)

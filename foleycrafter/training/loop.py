@@ -98,6 +98,9 @@ class Trainer:
     #: depends on and the model folder fixes; :meth:`run` refuses data where they differ. Trainers
     #: that build their model from the data list only what the model folder still fixes.
     shared_settings: tuple[str, ...] = ()
+    #: Whether the trainer draws its per-clip randomness with :meth:`per_clip` only (then the
+    #: processes share one generator stream and train like one process with their global batch).
+    global_batch_draws: bool = False
 
     def __init__(
         self,
@@ -135,6 +138,19 @@ class Trainer:
 
     def validate(self, model: torch.nn.Module, dataset: PreparedDataset, folder: Path, step: int) -> dict:
         return {}
+
+    def per_clip(self, draw, count: int) -> torch.Tensor:
+        """This process's ``count`` rows of ``draw(n)`` (a tensor of ``n`` rows drawn from the
+        shared generator) over the global batch: one process of batch ``N * count`` draws the same
+        rows in the same order. Every process must call it alike (same ``count``: accelerate gives
+        all processes batches of one size)."""
+        # Before (or without) an accelerator, e.g. a trainer's parts used on their own: one process.
+        accelerator = getattr(self, "accelerator", None)
+        processes = getattr(accelerator, "num_processes", 1)
+        if processes == 1 or not self.global_batch_draws:
+            return draw(count)
+        index = accelerator.process_index
+        return draw(count * processes)[index * count : (index + 1) * count]
 
     @staticmethod
     def collate(items: list[dict]) -> dict:
@@ -215,8 +231,13 @@ class Trainer:
         # is this many optimizer steps, each of up to ``gradient_accumulation_steps`` batches.
         steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
 
-        # Draws the trainers' noise, timesteps, dropout masks and augmentations (per process).
-        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + accelerator.process_index)
+        # Draws the trainers' noise, timesteps, dropout masks and augmentations. With
+        # ``global_batch_draws`` every process holds the same stream and takes its own rows of each
+        # per-clip draw over the global batch (:meth:`per_clip`), so N processes of batch b draw what
+        # one process of batch N * b would; otherwise each process has its own stream.
+        self.generator = torch.Generator(device="cpu").manual_seed(
+            config.seed + (0 if self.global_batch_draws else accelerator.process_index)
+        )
         step = 0
         if self.resume_from:
             checkpoint = self.find_checkpoint(self.resume_from)
