@@ -82,9 +82,12 @@ def test_a_failing_video_in_one_share_and_a_rerun_that_skips_what_exists(four_vi
     common = (inputs, "-o", out, "--format", "wav", "--steps", "2", "--model", native_model)
 
     first = run_generate(*common, processes=2)
-    # Each process exits 1, as one process would (torchrun reports each one's code), and so does torchrun.
+    # Each process exits 1, as one process would, and so does torchrun. torchrun reports each code,
+    # but once one process has exited it may stop a slower one (SIGTERM, -15) before that one exits
+    # by itself; no process exits with any other code.
     assert first.returncode == 1, first.stderr[-3000:]
-    assert len(re.findall(r"exitcode\s*:\s*1 \(pid", first.stderr)) == 2, first.stderr[-3000:]
+    codes = re.findall(r"exitcode\s*:\s*(-?\d+) \(pid", first.stderr)
+    assert "1" in codes and set(codes) <= {"1", "-15"}, first.stderr[-3000:]
     assert first.stderr.count("2 written, 0 skipped, 1 failed.") == 1, first.stderr[-3000:]
     # The unreadable video (duration 0) went to process 1 (c: 2.0 s on 0, a: 1.0 s on 1); the main
     # process reports it with the reason one process gives.
