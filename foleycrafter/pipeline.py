@@ -756,6 +756,25 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         Returns:
             float32 (samples,), the same length.
         """
+        audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+        image = self.audio_to_mel_image(audio).to(device=self._execution_device, dtype=self.vae.dtype)
+        if through_vae:
+            image = self.autoencode_mel_image(image)
+        decoded = self.mel_images_to_audio(image, [audio.numel() / self.timeline().sample_rate])
+        return decoded[0].cpu().numpy().astype(np.float32)
+
+    def audio_to_mel_image(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The mel image of mono audio as :meth:`autoencode_audio` sends it on: computed as training
+        data is prepared, its columns rounded up to a whole number of latent columns, and a clip that
+        fits one window padded with silence to the whole window, as generation renders it (a
+        decoder's image edge right after the clip's end would add an onset generation never has).
+
+        Args:
+            waveform: mono float audio (samples,) at ``self.sample_rate``, in [-1, 1].
+
+        Returns:
+            float32 (1, 3, n_mels, columns) in [0, 1], on the CPU.
+        """
         from .spectrogram import MelSpectrogram, log_mel_to_image
 
         audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
@@ -766,21 +785,17 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=self.n_mels
         )
         image = log_mel_to_image(mel(audio))
-        # The mel columns the clip covers, rounded up to a whole number of latent columns; a clip that
-        # fits one window is padded with silence to the whole window, as generation renders it (a
-        # decoder's image edge right after the clip's end would add an onset generation never has).
         latent_columns = math.ceil(math.ceil(audio.numel() / timeline.hop_length) / self.vae_scale_factor)
-        columns = latent_columns * self.vae_scale_factor
-        if columns <= timeline.window_columns:
-            columns = timeline.window_columns
-        image = torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
-        device, dtype = self._execution_device, self.vae.dtype
-        image = image.to(device=device, dtype=dtype)
-        if through_vae:
-            posterior = self.vae.encode(image * 2 - 1).latent_dist
-            image = self.decode_latents(posterior.mean * self.vae.config.scaling_factor)
-        decoded = self.mel_images_to_audio(image, [audio.numel() / timeline.sample_rate])
-        return decoded[0].cpu().numpy().astype(np.float32)
+        columns = max(latent_columns * self.vae_scale_factor, timeline.window_columns)
+        return torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
+
+    @torch.no_grad()
+    def autoencode_mel_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Mel images (B, 3, n_mels, columns) in [0, 1] through the VAE (encoded to the posterior
+        mean, decoded): the same shape in [0, 1], on the VAE's device."""
+        image = image.to(device=self._execution_device, dtype=self.vae.dtype)
+        posterior = self.vae.encode(image * 2 - 1).latent_dist
+        return self.decode_latents(posterior.mean * self.vae.config.scaling_factor)
 
     # -- generation -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -163,6 +163,11 @@ def active_column_count(duration: float, columns_per_second: float = COLUMNS_PER
     return int(math.ceil(float(duration) * columns_per_second - 1e-9))
 
 
+def _clip_columns(num_columns: int, duration: float, columns_per_second: float) -> np.ndarray:
+    """bool (num_columns,): the columns that cover the clip's ``duration`` seconds."""
+    return np.arange(num_columns) < min(num_columns, active_column_count(duration, columns_per_second))
+
+
 def off_mask_columns(
     reference,
     num_columns: int,
@@ -181,9 +186,8 @@ def off_mask_columns(
         bool (num_columns,). The timestamp mask marks [onset, onset + 0.1 s), so these columns are
         all -1 in it, and also away from the first 50 ms of each event's decay.
     """
-    times = column_times(num_columns, columns_per_second)
-    inside = np.arange(num_columns) < min(num_columns, active_column_count(duration, columns_per_second))
-    return inside & (nearest_distances(times, reference) > exclusion_s)
+    far = nearest_distances(column_times(num_columns, columns_per_second), reference) > exclusion_s
+    return _clip_columns(num_columns, duration, columns_per_second) & far
 
 
 def on_mask_columns(
@@ -195,9 +199,8 @@ def on_mask_columns(
 ) -> np.ndarray:
     """The clip's columns within ``exclusion_s`` of a true onset (the complement of
     :func:`off_mask_columns` inside the clip), bool (num_columns,)."""
-    times = column_times(num_columns, columns_per_second)
-    inside = np.arange(num_columns) < min(num_columns, active_column_count(duration, columns_per_second))
-    return inside & (nearest_distances(times, reference) <= exclusion_s)
+    off = off_mask_columns(reference, num_columns, duration, exclusion_s, columns_per_second)
+    return _clip_columns(num_columns, duration, columns_per_second) & ~off
 
 
 def column_energy_db(log_mel) -> np.ndarray:
@@ -536,33 +539,6 @@ def _image_log_mel(image) -> np.ndarray:
     return image_to_log_mel(torch.as_tensor(np.asarray(image, dtype=np.float32))[None])[0].double().numpy()
 
 
-def ground_truth_mel_image(pipe, audio: np.ndarray):
-    """The ground-truth mel image the vocoder receives in ``pipe.autoencode_audio(audio,
-    through_vae=False)``: (1, 3, n_mels, columns) torch tensor, columns rounded up to the VAE factor."""
-    import torch
-
-    from ..spectrogram import MelSpectrogram, log_mel_to_image
-
-    timeline = pipe.timeline()
-    waveform = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-    mel = MelSpectrogram(sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=pipe.n_mels)
-    image = log_mel_to_image(mel(waveform))
-    latent_columns = math.ceil(math.ceil(waveform.numel() / timeline.hop_length) / pipe.vae_scale_factor)
-    columns = latent_columns * pipe.vae_scale_factor
-    return torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
-
-
-def vae_roundtrip_image(pipe, image):
-    """A mel image (1, 3, n_mels, columns) through the VAE (posterior mean, decoded) as
-    ``pipe.autoencode_audio(..., through_vae=True)`` does: (1, 3, n_mels, columns) in [0, 1]."""
-    import torch
-
-    with torch.no_grad():
-        image = image.to(device=pipe._execution_device, dtype=pipe.vae.dtype)
-        posterior = pipe.vae.encode(image * 2 - 1).latent_dist
-        return pipe.decode_latents(posterior.mean * pipe.vae.config.scaling_factor).float().cpu()
-
-
 def _render(vocoder, image, num_samples: int) -> np.ndarray:
     """Mel image (3, n_mels, T) or (1, 3, n_mels, T) -> float32 audio cut to ``num_samples``."""
     import torch
@@ -670,7 +646,7 @@ def run_diagnosis(
         num_samples = audio_truth.size
 
         # Ground truth: audio, mel, mel through both vocoders.
-        truth_image = ground_truth_mel_image(pipe, audio_truth)
+        truth_image = pipe.audio_to_mel_image(audio_truth)
         truth_log_mel = _image_log_mel(truth_image[0])
         columns = active_column_count(duration)
         truth_mel_onsets = detect_mel_onsets(truth_log_mel, num_columns=columns).times
@@ -678,7 +654,7 @@ def run_diagnosis(
         add_counts(referee_totals, {k: referee[k] for k in referee_totals})
         vocoded_truth = _render(pipe.vocoder, truth_image, num_samples)
         # The VAE alone: the ground-truth mel image encoded and decoded (the autoencoder_ceiling row).
-        vae_image = vae_roundtrip_image(pipe, truth_image)
+        vae_image = pipe.autoencode_mel_image(truth_image).float().cpu()
         vae_audio = _render(pipe.vocoder, vae_image, num_samples)
         vae_mel_onsets = detect_mel_onsets(_image_log_mel(vae_image[0]), num_columns=columns).times
         if number == 1:  # the same audio as the benchmark's vocoder_ceiling / autoencoder_ceiling rows

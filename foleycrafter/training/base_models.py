@@ -225,11 +225,16 @@ class VaeTrainer(Trainer):
         self.vae = AutoencoderKL(**settings).to(device)
         return self.vae
 
+    @property
+    def columns_per_second(self) -> float:
+        """Mel columns per second of the prepared data."""
+        return self.train_set.config["sample_rate"] / self.train_set.config["hop_length"]
+
     def crop(self, log_mel: torch.Tensor, durations: list[float], generator: torch.Generator) -> torch.Tensor:
         width = self.config.crop_columns
         if not width or width >= log_mel.shape[-1]:
             return log_mel
-        hop = self.train_set.config["sample_rate"] / self.train_set.config["hop_length"]
+        hop = self.columns_per_second
         crops = []
         for mel, duration in zip(log_mel, durations):
             # Crops reach up to half their width past the clip's end, and one in EDGE_CROP_ODDS starts
@@ -263,13 +268,13 @@ class VaeTrainer(Trainer):
         chose its 0.18215: the UNet then trains on latents of unit variance, where the noise schedule
         (designed for unit-variance data) holds. Each window counts its covered columns only."""
         device = self.accelerator.device
+        factor = 2 ** (len(model.config.block_out_channels) - 1)  # image columns per latent column
         values = []
         for index in range(min(max_windows, len(self.train_set))):
             item = self.train_set[index]
             image = log_mel_to_image(item["log_mel"]).to(device) * 2 - 1
             latent = model.encode(image).latent_dist.mean[0]
-            hop = self.train_set.config["sample_rate"] / self.train_set.config["hop_length"]
-            columns = max(1, math.ceil(float(item["duration"]) * hop / 8))
+            columns = max(1, math.ceil(float(item["duration"]) * self.columns_per_second / factor))
             values.append(latent[..., :columns].flatten())
         return float(1.0 / torch.cat(values).std().clamp_min(1e-6))
 
