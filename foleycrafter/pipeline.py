@@ -739,44 +739,63 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         return [w[: timeline.seconds_to_samples(d)] for w, d in zip(waveforms, durations)]
 
     @torch.no_grad()
-    def autoencode_audio(self, waveform: np.ndarray | torch.Tensor, through_vae: bool = True) -> np.ndarray:
+    def autoencode_audio(
+        self, waveform: np.ndarray | torch.Tensor, through_vae: bool = True, padding: str = "mirror"
+    ) -> np.ndarray:
         """Audio through this model's mel image, VAE (encode, decode) and vocoder, without denoising.
 
         What survives the round trip bounds what any generation by this model can sound like: the
         benchmark's ``autoencoder_ceiling`` row (``vocoder_ceiling`` with ``through_vae=False``, which
         tells the VAE's losses from the vocoder's). The mel spectrogram is computed as training data
         is prepared (:class:`~foleycrafter.spectrogram.MelSpectrogram` at the vocoder's rate, hop
-        and band count); the whole clip goes through the VAE at once (padded to its factor, or to
-        the model's window when it fits one).
+        and band count) and padded to whole windows (:meth:`audio_to_mel_image`); the whole image
+        goes through the VAE at once.
 
         Args:
             waveform: mono float audio (samples,) at ``self.sample_rate``, in [-1, 1].
             through_vae: False skips the VAE: the mel image goes straight to the vocoder.
+            padding: what follows the clip's end up to the window's: ``"mirror"`` or ``"silence"``
+                (see :meth:`audio_to_mel_image`).
 
         Returns:
             float32 (samples,), the same length.
         """
         audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
-        image = self.audio_to_mel_image(audio).to(device=self._execution_device, dtype=self.vae.dtype)
+        image = self.audio_to_mel_image(audio, padding=padding)
+        image = image.to(device=self._execution_device, dtype=self.vae.dtype)
         if through_vae:
             image = self.autoencode_mel_image(image)
         decoded = self.mel_images_to_audio(image, [audio.numel() / self.timeline().sample_rate])
         return decoded[0].cpu().numpy().astype(np.float32)
 
-    def audio_to_mel_image(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def audio_to_mel_image(
+        self, waveform: np.ndarray | torch.Tensor, padding: str = "mirror"
+    ) -> torch.Tensor:
         """The mel image of mono audio as :meth:`autoencode_audio` sends it on: computed as training
-        data is prepared, its columns rounded up to a whole number of latent columns, and a clip that
-        fits one window padded with silence to the whole window, as generation renders it (a
-        decoder's image edge right after the clip's end would add an onset generation never has).
+        data is prepared and padded to a whole number of windows, as generation renders them.
+
+        Generation decodes whole windows and cuts the audio at the clip's end, so the image goes on
+        past the end with more sound, not with a step down to silence. ``"mirror"`` (the default)
+        continues the clip with its own columns reflected at its end (repeatedly, for a clip shorter
+        than the padding), which keeps the spectrum continuous there. ``"silence"`` pads with the
+        image's floor: the VAE smooths that step into a burst 30-60 ms before the clip's end, which
+        the vocoder renders as an extra onset in most clips (43 of 45 extra onsets of the v2 tiny
+        VAE on 100 validation clips; none with ``"mirror"``, which generation matches: v1's
+        generated audio had 5 extra onsets in its last 100 ms over 200 test clips).
 
         Args:
             waveform: mono float audio (samples,) at ``self.sample_rate``, in [-1, 1].
+            padding: ``"mirror"`` or ``"silence"``.
 
         Returns:
-            float32 (1, 3, n_mels, columns) in [0, 1], on the CPU.
+            float32 (1, 3, n_mels, columns) in [0, 1], on the CPU; ``columns`` a multiple of the
+            model's window (``timeline().window_columns``), the clip in the first
+            ``ceil(samples / hop_length)`` of them.
         """
         from .spectrogram import MelSpectrogram, log_mel_to_image
 
+        if padding not in ("mirror", "silence"):
+            raise ValueError(f"padding must be 'mirror' or 'silence', got {padding!r}.")
         audio = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
         if audio.ndim != 1 or audio.numel() == 0:
             raise ValueError(f"waveform must be mono audio of shape (samples,), got {tuple(audio.shape)}.")
@@ -785,9 +804,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             sample_rate=timeline.sample_rate, hop_length=timeline.hop_length, n_mels=self.n_mels
         )
         image = log_mel_to_image(mel(audio))
-        latent_columns = math.ceil(math.ceil(audio.numel() / timeline.hop_length) / self.vae_scale_factor)
-        columns = max(latent_columns * self.vae_scale_factor, timeline.window_columns)
-        return torch.nn.functional.pad(image[..., :columns], (0, max(0, columns - image.shape[-1])))
+        clip_columns = min(math.ceil(audio.numel() / timeline.hop_length), image.shape[-1])
+        window = timeline.window_columns
+        columns = math.ceil(clip_columns / window) * window
+        image = image[..., :clip_columns]
+        if padding == "silence":
+            return torch.nn.functional.pad(image, (0, columns - clip_columns))
+        period = max(2 * clip_columns - 2, 1)
+        position = torch.arange(columns) % period
+        return image[..., torch.where(position < clip_columns, position, period - position)]
 
     @torch.no_grad()
     def autoencode_mel_image(self, image: torch.Tensor) -> torch.Tensor:

@@ -160,9 +160,11 @@ def test_configurations_match_the_issue_table():
         "both_detected",
         "both_detected_release_timing",
         "autoencoder_ceiling",
+        "autoencoder_ceiling_silence",
         "vocoder_ceiling",
     ]
-    assert c["autoencoder_ceiling"].source == "reconstruct"
+    assert c["autoencoder_ceiling"].source == "reconstruct" and c["autoencoder_ceiling"].padding == "mirror"
+    assert c["autoencoder_ceiling_silence"].padding == "silence"
     assert c["vocoder_ceiling"].source == "vocode"
     assert (c["base_class_prompt"].semantic_scale, c["base_class_prompt"].temporal_scale) == (0, 0)
     assert c["base_class_prompt"].prompt == "caption" and c["base_empty_prompt"].prompt == "empty"

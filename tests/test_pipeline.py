@@ -283,6 +283,37 @@ def test_autoencoded_audio_keeps_its_length_and_goes_through_the_vae(release_pip
         release_pipe.autoencode_audio(np.zeros((2, 100), np.float32))
 
 
+def test_mel_image_of_audio_goes_on_past_the_clip_as_its_mirror_image_or_silence(release_pipe):
+    """Generation decodes whole windows and goes on with sound past the clip's end: the ceiling's
+    mel image continues the clip with its own columns reflected at its end (or silence, asked)."""
+    timeline = release_pipe.timeline()
+    window, hop = timeline.window_columns, timeline.hop_length
+    noise = np.random.default_rng(0).normal(0, 0.1, 300 * hop - 37).astype(np.float32)
+    mirrored = release_pipe.audio_to_mel_image(noise)
+    silent = release_pipe.audio_to_mel_image(noise, padding="silence")
+    assert mirrored.shape == silent.shape == (1, 3, release_pipe.n_mels, window)
+    n = int((silent.amax(dim=(0, 1, 2)) > 0).sum())  # the clip's columns (its STFT frames)
+    assert n in (299, 300) and torch.all(silent[..., n:] == 0)
+    clip = silent[..., :n]
+    torch.testing.assert_close(mirrored[..., :n], clip)
+    # Columns n, n + 1, ... repeat n - 2, n - 3, ... (reflected about the last column, which is not
+    # repeated), and go forwards from column 0 again once the mirror image is used up.
+    torch.testing.assert_close(mirrored[..., n : 2 * n - 2], clip[..., 1 : n - 1].flip(-1))
+    torch.testing.assert_close(mirrored[..., 2 * n - 2 : 3 * n - 4], clip[..., : n - 2])
+    # A clip longer than a window is padded to whole windows.
+    longer = release_pipe.audio_to_mel_image(np.resize(noise, (window + 5) * hop))
+    assert longer.shape[-1] == 2 * window
+    # A clip of a few columns is mirrored many times: every column is one of them.
+    short = release_pipe.audio_to_mel_image(noise[:1200])
+    few = int(
+        (release_pipe.audio_to_mel_image(noise[:1200], padding="silence").amax(dim=(0, 1, 2)) > 0).sum()
+    )
+    assert short.shape[-1] == window and 1 < few < 10
+    assert torch.unique(short[0, 0].T, dim=0).shape[0] == few
+    with pytest.raises(ValueError, match="padding must be 'mirror' or 'silence'"):
+        release_pipe.audio_to_mel_image(noise, padding="zeros")
+
+
 def test_model_default_temporal_scale_is_saved_and_used(release_pipe, clip, tmp_path):
     assert release_pipe.config.default_temporal_scale == 0.2  # the release's
     strong = variant(release_pipe, default_temporal_scale=0.7)

@@ -40,6 +40,7 @@ name                              semantic  temporal  prompt       onsets       
 ``both_detected``                 1.0       model's   ""           video detector  the default
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
+``autoencoder_ceiling_silence``   --        --        --           --              the same, silence after the clip's end
 ``vocoder_ceiling``               --        --        --           --              ground truth through the vocoder only
 ================================  ========  ========  ===========  ==============  ==================================
 
@@ -119,6 +120,10 @@ class Configuration:
             clip's ground-truth audio through the model's VAE and vocoder, no denoising: the
             ceiling of generation; the other fields are then unused) or ``"vocode"`` (its mel
             spectrogram through the vocoder alone: what the vocoder loses, apart from the VAE).
+        padding: for ``"reconstruct"`` and ``"vocode"``, what follows the clip's end in its mel
+            image up to the window's end: ``"mirror"`` (its own columns reflected, as generation
+            goes on with sound there) or ``"silence"``
+            (:meth:`~foleycrafter.pipeline.FoleyCrafterPipeline.audio_to_mel_image`).
     """
 
     name: str
@@ -131,12 +136,15 @@ class Configuration:
     min_duration: float | None = None
     max_duration: float | None = None
     source: str = "generate"
+    padding: str = "mirror"
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(
                 f"Configuration.source must be one of {', '.join(SOURCES)}, got {self.source!r}."
             )
+        if self.padding not in ("mirror", "silence"):
+            raise ValueError(f"Configuration.padding must be 'mirror' or 'silence', got {self.padding!r}.")
         if self.prompt not in ("caption", "empty"):
             raise ValueError(f"Configuration.prompt must be 'caption' or 'empty', got {self.prompt!r}.")
         if self.onsets not in (None, "ground_truth", "detector"):
@@ -188,6 +196,12 @@ CONFIGURATIONS: dict[str, Configuration] = {
             "autoencoder_ceiling",
             "ground-truth audio through the model's VAE and vocoder, no denoising (the ceiling)",
             source="reconstruct",
+        ),
+        Configuration(
+            "autoencoder_ceiling_silence",
+            "the same with silence after the clip's end instead of its mirror image (diagnosis)",
+            source="reconstruct",
+            padding="silence",
         ),
         Configuration(
             "vocoder_ceiling",
@@ -553,7 +567,9 @@ def generate_clip_audio(
         from .classifier import read_wav
 
         return pipe.autoencode_audio(
-            read_wav(record["audio_path"])[0], through_vae=configuration.source == "reconstruct"
+            read_wav(record["audio_path"])[0],
+            through_vae=configuration.source == "reconstruct",
+            padding=configuration.padding,
         )
     kwargs = {
         "prompt": record["caption"] if configuration.prompt == "caption" else "",

@@ -10,7 +10,7 @@ build resumes where it stopped; a trainer interrupted mid-stage resumes from its
     clip      CLIP text + vision towers, contrastive, on frames and captions
     prepare   the train split cut into 5.12 s windows: log-mel, CLIP embeddings, detector frames
               (onsets from the ground-truth annotations)
-    vae       the mel-image autoencoder (8x), on 128-column crops
+    vae       the mel-image autoencoder (8x), on 64-column crops
     unet      the text-to-audio UNet (with Griffin-Lim as the vocoder: see VOCODER below)
     semantic  the IP-Adapter-style semantic adapter on the frozen base
     temporal  the ControlNet temporal controller on the frozen base + semantic adapter

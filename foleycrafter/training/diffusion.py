@@ -197,7 +197,9 @@ class DiffusionTrainer(Trainer):
     def _vae_fingerprint(self) -> str:
         import hashlib
 
-        digest = hashlib.sha1(json.dumps(dict(self.pipe.vae.config), sort_keys=True, default=str).encode())
+        # Private keys (``_name_or_path``: the folder it was loaded from) do not change the latents.
+        config = {k: v for k, v in self.pipe.vae.config.items() if not k.startswith("_")}
+        digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode())
         for parameter in self.pipe.vae.encoder.parameters():
             digest.update(parameter.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()
