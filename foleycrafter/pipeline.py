@@ -36,6 +36,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from . import generation, models, semantic, temporal  # noqa: F401
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 from .generation import VideoSource
+from .latents import denormalize_latents, normalize_latents
 from .release import resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
@@ -725,7 +726,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> mel images (B, 3, n_mels, columns) in [0, 1]."""
-        latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+        latents = denormalize_latents(self.vae.config, latents.to(self.vae.dtype))
         image = self.vae.decode(latents, return_dict=False)[0]
         return (image / 2 + 0.5).clamp(0, 1)
 
@@ -820,7 +821,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         mean, decoded): the same shape in [0, 1], on the VAE's device."""
         image = image.to(device=self._execution_device, dtype=self.vae.dtype)
         posterior = self.vae.encode(image * 2 - 1).latent_dist
-        return self.decode_latents(posterior.mean * self.vae.config.scaling_factor)
+        return self.decode_latents(normalize_latents(self.vae.config, posterior.mean))
 
     # -- generation -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -88,18 +88,23 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
         "vae", None, tmp_path / "prepared", tmp_path / "vae", architecture=TINY_VAE, crop_columns=128
     )
     assert vae_run["validation"]["mel_image_l1"] > 0
-    # The exported scaling factor makes the training windows' latents unit-variance.
+    # The exported per-channel statistics make the training windows' latents zero-mean and
+    # unit-variance per channel, as the diffusion model sees them.
     from diffusers import AutoencoderKL
 
     from foleycrafter.data.prepared import PreparedDataset
+    from foleycrafter.latents import normalize_latents
     from foleycrafter.spectrogram import log_mel_to_image
 
     vae = AutoencoderKL.from_pretrained(tmp_path / "vae" / "final" / "vae")
-    item = PreparedDataset(tmp_path / "prepared")[0]
+    assert vae.config.scaling_factor == 1.0 and len(vae.config.latents_mean) == vae.config.latent_channels
+    data = PreparedDataset(tmp_path / "prepared")
     with torch.no_grad():
-        latent = vae.encode(log_mel_to_image(item["log_mel"]) * 2 - 1).latent_dist.mean
-    assert vae.config.scaling_factor != 0.18215
-    assert 0.3 < float((latent * vae.config.scaling_factor).std()) < 3
+        images = torch.stack([log_mel_to_image(data[i]["log_mel"])[0] for i in range(len(data))])
+        latents = normalize_latents(vae.config, vae.encode(images * 2 - 1).latent_dist.mean)
+    # The statistics come from the training windows (the validation share held out), so nearly 0 / 1.
+    assert latents.mean(dim=(0, 2, 3)).abs().max() < 0.5
+    assert torch.all((latents.std(dim=(0, 2, 3)) - 1).abs() < 0.5)
     copy_parts(tmp_path / "vae" / "final", parts, ("vae",))
     unet_run = train("unet", parts, tmp_path / "prepared", tmp_path / "unet", architecture=TINY_UNET)
     assert np.all(np.isfinite([h["loss"] for h in unet_run["history"]]))
@@ -202,3 +207,45 @@ def test_vae_crops_cover_the_window_edge_and_the_silence_after_the_clip():
     assert min(starts) == 0 and max(starts) <= 268 and max(starts) > 240
     assert abs(starts.count(0) / len(starts) - 1 / EDGE_CROP_ODDS) < 0.08
     assert trainer.crop(mel, [3.0, 3.0], generator).shape == (2, 8, 64)
+
+
+def test_vae_decoder_fine_tune_on_perturbed_latents_keeps_the_encoder(synthfoley, release_pipe, tmp_path):
+    """Given a model folder with a VAE, the vae trainer fine-tunes its decoder only (here on latents
+    perturbed by noise): the latents a UNet was trained on, and their statistics, stay as they were."""
+    from diffusers import AutoencoderKL
+
+    from foleycrafter.data.prepared import prepare_dataset
+
+    prepare_dataset(
+        synthfoley,
+        tmp_path / "prepared",
+        release_pipe.image_encoder,
+        release_pipe.feature_extractor,
+        num_frames=4,
+        detector_size=16,
+        progress=False,
+    )
+    train("vae", None, tmp_path / "prepared", tmp_path / "vae", architecture=TINY_VAE, crop_columns=64)
+    before = AutoencoderKL.from_pretrained(tmp_path / "vae" / "final" / "vae")
+    run = train(
+        "vae",
+        tmp_path / "vae" / "final",
+        tmp_path / "prepared",
+        tmp_path / "robust",
+        crop_columns=64,
+        latent_noise=0.5,
+    )
+    assert np.all(np.isfinite([h["loss"] for h in run["history"]]))
+    after = AutoencoderKL.from_pretrained(tmp_path / "robust" / "final" / "vae")
+    old, new = before.state_dict(), after.state_dict()
+    encoder = [k for k in old if k.startswith(("encoder.", "quant_conv."))]
+    decoder = [k for k in old if k.startswith(("decoder.", "post_quant_conv."))]
+    assert encoder and decoder
+    assert all(torch.equal(old[k], new[k]) for k in encoder)
+    assert any(not torch.equal(old[k], new[k]) for k in decoder)
+    np.testing.assert_allclose(after.config.latents_mean, before.config.latents_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after.config.latents_std, before.config.latents_std, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="give one of them"):
+        train("vae", tmp_path / "vae" / "final", tmp_path / "prepared", tmp_path / "x", architecture=TINY_VAE)
+    with pytest.raises(FileNotFoundError, match="has no vae/config.json"):
+        train("vae", tmp_path / "prepared", tmp_path / "prepared", tmp_path / "y")

@@ -24,6 +24,13 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
         assert getattr(pipe, part) is not None, part
     assert pipe.has_semantic_adapter
     assert pipe.config.window_columns == build_tiny.WINDOW_COLUMNS
+    # The exported VAE is the decoder stage's: the vae stage's encoder, a fine-tuned decoder.
+    from diffusers import AutoencoderKL
+
+    first = AutoencoderKL.from_pretrained(work / "vae" / "final" / "vae").state_dict()
+    exported = pipe.vae.state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in first.items() if k.startswith("encoder."))
+    assert any(not torch.equal(exported[k], v) for k, v in first.items() if k.startswith("decoder."))
     pipe.set_progress_bar_config(disable=True)
     video = next((work / "synthfoley" / "test").glob("*.mp4"))
     audio = pipe(video=str(video), num_inference_steps=2, generator=torch.Generator().manual_seed(0))

@@ -3,7 +3,8 @@
 text-to-audio UNet. They write "parts" folders that the next step reads with ``--model``:
 
     clip  -> text_encoder/, tokenizer/, image_encoder/, feature_extractor/
-    vae   -> vae/
+    vae   -> vae/ (from scratch; or, given a model folder with vae/, its decoder fine-tuned with
+             the encoder frozen, so the latents a UNet was trained on stay as they were)
     unet  -> unet/, scheduler/ and, at the end, a complete native pipeline folder (the parts given
              with --model, plus a Griffin-Lim vocoder when the parts have no vocoder)
 
@@ -13,7 +14,6 @@ Model sizes come from the recipe's ``architecture`` mapping.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..latents import denormalize_latents, normalize_latents
 from ..spectrogram import log_mel_to_image
 from .diffusion import DiffusionTrainer
 from .loop import Trainer
@@ -211,6 +212,23 @@ class VaeTrainer(Trainer):
         from diffusers import AutoencoderKL
 
         torch.manual_seed(self.config.seed)
+        if self.model_path is not None:
+            # Fine-tune the decoder of a saved VAE: the encoder (and its quant_conv) stays frozen, so
+            # the latents a UNet was trained on, and their statistics, do not change.
+            if self.config.architecture:
+                raise ValueError(
+                    "The vae trainer got both --model (a VAE whose decoder it fine-tunes) and an "
+                    "architecture (a new VAE); give one of them."
+                )
+            if not (self.model_path / "vae" / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"{self.model_path} has no vae/config.json: the vae trainer fine-tunes the decoder "
+                    "of the VAE in a model folder given with --model, or trains a new one without --model."
+                )
+            self.vae = AutoencoderKL.from_pretrained(self.model_path / "vae").to(device)
+            self.vae.encoder.requires_grad_(False)
+            self.vae.quant_conv.requires_grad_(False)
+            return self.vae
         settings = {
             "in_channels": 3,
             "out_channels": 3,
@@ -253,30 +271,44 @@ class VaeTrainer(Trainer):
         image = log_mel_to_image(mel).to(self.accelerator.device) * 2 - 1
         distribution = self.model.encode(image).latent_dist
         noise = torch.randn(distribution.mean.shape, generator=generator).to(distribution.mean)
-        reconstruction = self.model.decode(distribution.mean + distribution.std * noise).sample
+        latents = distribution.mean + distribution.std * noise
+        if self.config.latent_noise:
+            # Generated latents are never exact, and a decoder that only saw the encoder's output
+            # turns small errors into a blotchy texture: it learns to decode perturbed latents
+            # (noise in the diffusion model's units, its level drawn per clip) into the clean image.
+            config = self.model.config
+            level = torch.rand(len(latents), 1, 1, 1, generator=generator) * self.config.latent_noise
+            perturbation = torch.randn(latents.shape, generator=generator) * level
+            latents = denormalize_latents(
+                config, normalize_latents(config, latents) + perturbation.to(latents)
+            )
+        reconstruction = self.model.decode(latents).sample
         kl = distribution.kl().mean() / image[0].numel()
         return F.l1_loss(reconstruction, image) + self.config.kl_weight * kl
 
     def export(self, model, folder: Path, final: bool) -> None:
         if final:
-            model.register_to_config(scaling_factor=self.latent_scaling_factor(model))
+            mean, std = self.latent_statistics(model)
+            model.register_to_config(latents_mean=mean, latents_std=std, scaling_factor=1.0)
         model.save_pretrained(folder / "vae")
 
     @torch.no_grad()
-    def latent_scaling_factor(self, model, max_windows: int = 64) -> float:
-        """1 / the standard deviation of the posterior means of training windows, as Stable Diffusion
-        chose its 0.18215: the UNet then trains on latents of unit variance, where the noise schedule
-        (designed for unit-variance data) holds. Each window counts its covered columns only."""
+    def latent_statistics(self, model, max_windows: int = 64) -> tuple[list[float], list[float]]:
+        """Per-channel mean and standard deviation of the posterior means of training windows (whole
+        windows, silence padding included, as the UNet trains on them), for the VAE's config
+        (:mod:`foleycrafter.latents`): the UNet then trains on latents of zero mean and unit variance
+        per channel, where the noise schedule holds. A single factor (Stable Diffusion's 0.18215
+        or 1 / the overall standard deviation) leaves each channel's offset in the data, and this
+        VAE's channels sit up to 2.7 standard deviations from zero."""
         device = self.accelerator.device
-        factor = 2 ** (len(model.config.block_out_channels) - 1)  # image columns per latent column
-        values = []
-        for index in range(min(max_windows, len(self.train_set))):
-            item = self.train_set[index]
-            image = log_mel_to_image(item["log_mel"]).to(device) * 2 - 1
-            latent = model.encode(image).latent_dist.mean[0]
-            columns = max(1, math.ceil(float(item["duration"]) * self.columns_per_second / factor))
-            values.append(latent[..., :columns].flatten())
-        return float(1.0 / torch.cat(values).std().clamp_min(1e-6))
+        step = max(1, len(self.train_set) // max_windows)
+        latents = []
+        for index in range(0, len(self.train_set), step):
+            image = log_mel_to_image(self.train_set[index]["log_mel"]).to(device) * 2 - 1
+            latents.append(model.encode(image).latent_dist.mean[0])
+        latents = torch.stack(latents).float()
+        std = latents.std(dim=(0, 2, 3)).clamp_min(1e-6)
+        return latents.mean(dim=(0, 2, 3)).tolist(), std.tolist()
 
     def validate(self, model, dataset, folder: Path, step: int) -> dict:
         """Mean absolute error of whole held-out mel images through the autoencoder, in [0, 1] units."""

@@ -59,6 +59,9 @@ class TrainConfig:
             {"conditioning_embedding_out_channels": [4, 8, 16, 32]}.
         kl_weight: weight of the VAE's KL term.
         crop_columns: train the VAE / vocoder on random crops of this many mel columns (0: whole clips).
+        latent_noise: the VAE trainer perturbs the latents it decodes with Gaussian noise of a
+            standard deviation drawn per clip from [0, latent_noise], in the diffusion model's units
+            (:mod:`foleycrafter.latents`), so the decoder learns to decode inexact latents.
         frames_per_clip: frames per clip the clip trainer pairs with the caption.
         validation_steps, validation_guidance_scale: sampling settings of validation generations.
         conditioning_scale: the temporal trainer's weight on the controller's residuals. Train at
@@ -99,6 +102,7 @@ class TrainConfig:
     architecture: dict = field(default_factory=dict)
     kl_weight: float = 1e-6
     crop_columns: int = 0
+    latent_noise: float = 0.0
     frames_per_clip: int = 4
     validation_steps: int = 25
     validation_guidance_scale: float = 7.5

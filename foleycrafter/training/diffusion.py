@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.prepared import PreparedDataset
+from ..latents import normalize_latents
 from ..spectrogram import log_mel_to_image
 from ..temporal import mask_from_onset_times, mask_to_condition
 from .loop import Trainer
@@ -153,7 +154,7 @@ class DiffusionTrainer(Trainer):
             std = torch.stack([cache[clip_id][1] for clip_id in ids]).to(vae.device)
         noise = self.per_clip(lambda n: torch.randn((n, *mean.shape[1:]), generator=generator), len(mean))
         noise = noise.to(mean)
-        return (mean + std * noise) * vae.config.scaling_factor
+        return normalize_latents(vae.config, mean + std * noise)
 
     def _latent_cache(self) -> dict:
         """id -> (mean, std) of the frozen encoder; read once from ``config.latent_cache`` when that
