@@ -5,9 +5,8 @@ A VAE says how to get there in its config, as diffusers' SDXL-family pipelines r
 ``latents_mean`` and ``latents_std`` when it has them, then ``scaling_factor``. The released
 Auffusion VAE has only ``scaling_factor`` (0.18215, as Stable Diffusion's). The bundled tiny
 model's VAE v2 has all three: its latent channels sit far from zero (means up to 2.7 of their
-standard deviations away), and a single factor leaves those offsets in the data, which a noise
-schedule that ends short of pure noise cannot generate from pure noise: sampling drifted every
-channel to a mean near 0, a mid-level texture with no class (``build_tiny``).
+standard deviations away), and a single factor left those offsets in the UNet's data: its samples
+had every channel's mean near 0, a mid-level texture with no class (``build_tiny``).
 """
 
 from __future__ import annotations
