@@ -1,7 +1,8 @@
 """FoleyCrafter's own models (each a diffusers ``ModelMixin`` + ``ConfigMixin``)."""
 
+from .alignment import AlignmentClassifier
 from .griffin_lim import GriffinLimVocoder as GriffinLimVocoder
 from .onset import OnsetDetector
 from .vocoder import HifiGanVocoder
 
-__all__ = ["HifiGanVocoder", "OnsetDetector"]
+__all__ = ["AlignmentClassifier", "HifiGanVocoder", "OnsetDetector"]

@@ -1,0 +1,126 @@
+"""The alignment classifier: is a noisy audio latent the sound of this video, in sync?
+
+Diff-Foley (arXiv 2306.17203) guides sampling twice: classifier-free guidance, plus the gradient of
+a classifier that tells real, synchronized (latent, video) pairs from shifted or mismatched ones.
+The classifier sees the noisy latent ``z_t`` at its timestep, so its gradient is meaningful at every
+denoising step, and it is small: the guidance gradient flows through it only, never through the
+UNet (issue #17).
+
+Time alignment is the contract: the latent's columns and the video's frames cover the same window,
+the frames sampled uniformly over it (frame ``f`` of ``F`` at ``(f + 0.5) / F`` of the window, as
+the pipeline samples them). The video features are resampled linearly onto the latent's columns,
+so any frame count works with any window length.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+
+class AlignmentClassifier(ModelMixin, ConfigMixin):
+    """Logit that a noisy audio latent and per-frame video features are a real, synchronized pair.
+
+    Args:
+        latent_channels: channels of the diffusion model's latents (C).
+        video_dim: features per video frame (D), e.g. CLIP image embeddings.
+        hidden_channels: width of the audio, video and fused paths.
+        num_layers: temporal convolutions over the fused (audio, video) columns.
+        kernel_size: their kernel, in latent columns (odd).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 8,
+        video_dim: int = 64,
+        hidden_channels: int = 64,
+        num_layers: int = 3,
+        kernel_size: int = 5,
+    ):
+        super().__init__()
+        sizes = {
+            "latent_channels": latent_channels,
+            "video_dim": video_dim,
+            "hidden_channels": hidden_channels,
+            "num_layers": num_layers,
+            "kernel_size": kernel_size,
+        }
+        for name, value in sizes.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"AlignmentClassifier {name} must be a positive integer, got {value!r}.")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"AlignmentClassifier kernel_size must be odd (centred), got {kernel_size}.")
+        width = hidden_channels
+        # Audio: local time-frequency features, then the frequency axis pooled, one vector per column.
+        self.audio = nn.Sequential(
+            nn.Conv2d(latent_channels, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1)
+        )
+        self.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(width, width)
+        self.video = nn.Linear(video_dim, width)
+        layers = []
+        for index in range(num_layers):
+            layers += [
+                nn.Conv1d(2 * width if index == 0 else width, width, kernel_size, padding=kernel_size // 2)
+            ]
+            layers += [nn.SiLU()]
+        self.fused = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    def forward(
+        self, latents: torch.Tensor, timesteps: torch.Tensor | float | int, video_features: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits (B,) that each pair is real and in sync (sigmoid: the probability).
+
+        Args:
+            latents: noisy latents (B, C, H, W) at ``timesteps``, in the diffusion model's units;
+                W latent columns span the window.
+            timesteps: (B,) or one value for all, the diffusion timestep of each latent.
+            video_features: (B, F, D) per-frame features of the window's F frames, sampled
+                uniformly over the same window.
+        """
+        self.check_inputs(latents, video_features)
+        batch, _, _, columns = latents.shape
+        if not torch.is_tensor(timesteps):
+            timesteps = torch.tensor([timesteps], device=latents.device)
+        timesteps = timesteps.to(latents.device).flatten().expand(batch)
+        time = self.time_embedding(self.time_proj(timesteps).to(latents.dtype))  # (B, hidden)
+        audio = self.audio(latents).mean(dim=2) + time[:, :, None]  # (B, hidden, W)
+        video = self.video(video_features.to(latents.dtype)).transpose(1, 2)  # (B, hidden, F)
+        video = F.interpolate(video, size=columns, mode="linear", align_corners=False)
+        fused = self.fused(torch.cat([audio, video], dim=1))  # (B, hidden, W)
+        return self.head(fused.mean(dim=2)).squeeze(-1)
+
+    def check_inputs(self, latents: torch.Tensor, video_features: torch.Tensor) -> None:
+        """Raise a ValueError naming the input when shapes do not fit this classifier."""
+        channels, dim = self.config.latent_channels, self.config.video_dim
+        if not torch.is_tensor(latents) or latents.dim() != 4 or latents.shape[1] != channels:
+            shape = tuple(latents.shape) if torch.is_tensor(latents) else type(latents).__name__
+            raise ValueError(
+                f"latents must be (batch, {channels}, height, columns), the diffusion model's latents; "
+                f"got {shape}. Is this classifier trained for this model's VAE?"
+            )
+        if (
+            not torch.is_tensor(video_features)
+            or video_features.dim() != 3
+            or video_features.shape[-1] != dim
+        ):
+            shape = (
+                tuple(video_features.shape)
+                if torch.is_tensor(video_features)
+                else type(video_features).__name__
+            )
+            raise ValueError(
+                f"video_features must be (batch, frames, {dim}), one feature vector per frame; got {shape}. "
+                "Are they from the image encoder this classifier was trained with?"
+            )
+        if video_features.shape[0] != latents.shape[0]:
+            raise ValueError(
+                f"latents and video_features must have one row per pair; got {latents.shape[0]} latents "
+                f"and {video_features.shape[0]} videos."
+            )
