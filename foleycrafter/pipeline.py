@@ -101,7 +101,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     # it alternates with the UNet at every step, so chained it would be moved back to the device at
     # every step. Outside it gets a hook of its own and stays there until the call ends.
     model_cpu_offload_seq = "text_encoder->image_encoder->onset_detector->unet->vae->vocoder"
-    _optional_components = ["controlnet", "image_encoder", "feature_extractor", "onset_detector"]
+    _optional_components = [
+        "controlnet",
+        "image_encoder",
+        "feature_extractor",
+        "onset_detector",
+        "alignment_classifier",
+    ]
     _exclude_from_cpu_offload = []
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
     # The running call's settings (properties below), as diffusers pipelines keep them.
@@ -122,6 +128,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         image_encoder=None,
         feature_extractor=None,
         onset_detector=None,
+        alignment_classifier=None,
         window_columns: int = 1024,
         default_temporal_scale: float = RELEASE_TEMPORAL_SCALE,
         default_num_inference_steps: int = RELEASE_NUM_INFERENCE_STEPS,
@@ -138,6 +145,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             image_encoder=image_encoder,
             feature_extractor=feature_extractor,
             onset_detector=onset_detector,
+            alignment_classifier=alignment_classifier,
         )
         if not (
             isinstance(default_temporal_scale, (int, float))
@@ -304,6 +312,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         window_batch_size=1,
         num_frames=None,
         cross_attention_kwargs=None,
+        alignment_guidance_scale=0.0,
     ) -> None:
         """Check the arguments of a call before any work, and without reading any file: a missing or
         unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
@@ -340,9 +349,27 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             ("guidance_scale", guidance_scale),
             ("semantic_scale", semantic_scale),
             ("temporal_scale", temporal_scale),
+            ("alignment_guidance_scale", alignment_guidance_scale),
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+        if alignment_guidance_scale > 0:
+            if self.alignment_classifier is None:
+                raise ValueError(
+                    "`alignment_guidance_scale` > 0 needs an alignment classifier: load a model that has "
+                    "one (or pass `alignment_classifier=` to from_pretrained), or set it to 0."
+                )
+            videos = video if isinstance(video, list) else [video]
+            if video is None or any(item is None for item in videos):
+                raise ValueError(
+                    "`alignment_guidance_scale` > 0 guides the sound towards its video: every item needs a "
+                    "`video`. Set it to 0 for items generated from text alone."
+                )
+            if self.image_encoder is None or self.feature_extractor is None:
+                raise ValueError(
+                    "`alignment_guidance_scale` > 0 needs the image encoder for the classifier's frame "
+                    "features: pass `image_encoder=` when loading, or set it to 0."
+                )
         if onset_threshold is not None:
             temporal.onset_threshold(onset_threshold)
         if timing not in TIMINGS:
@@ -516,6 +543,47 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 )
         return torch.stack(embeds)
 
+    def alignment_video_features(self, clips: list[VideoClip], device) -> torch.Tensor:
+        """The alignment classifier's video input for a batch of windows: the CLIP image embedding of
+        each frame a window shows (B, F, D), the frames sampled uniformly over the window."""
+        features = [
+            semantic.frame_embeddings(clip.frames, self.image_encoder, self.feature_extractor)
+            for clip in clips
+        ]
+        if len({f.shape[0] for f in features}) > 1:
+            raise ValueError(
+                "Double guidance needs the same number of frames in every window of a batch; "
+                f"got {[f.shape[0] for f in features]}. Pass `num_frames=` or `window_batch_size=1`."
+            )
+        return torch.stack(features).to(device=device, dtype=self.alignment_classifier.dtype)
+
+    @torch.enable_grad()
+    def alignment_guidance(
+        self,
+        noise_pred: torch.Tensor,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        model_t: torch.Tensor,
+        features: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        """Diff-Foley's second guidance: the noise prediction moved against the gradient of the
+        alignment classifier's log-probability that (z_t, video) is a real, synchronized pair,
+        ``eps - scale * sqrt(1 - alpha_bar_t) * grad log p(aligned | z_t)`` (classifier guidance in
+        noise-prediction form). The gradient flows through the small classifier only, never the UNet.
+
+        Args:
+            noise_pred: the (classifier-free guided) noise prediction (B, C, H, W).
+            latents: z_t (B, C, H, W); t / model_t: the timestep on the host / the device.
+            features: (B, F, D) from :meth:`alignment_video_features`.
+        """
+        classifier = self.alignment_classifier
+        z = self.scheduler.scale_model_input(latents, t).detach().to(classifier.dtype).requires_grad_(True)
+        log_probability = torch.nn.functional.logsigmoid(classifier(z, model_t, features)).sum()
+        (gradient,) = torch.autograd.grad(log_probability, z)
+        sigma = (1 - self.scheduler.alphas_cumprod[int(t)]).sqrt()
+        return noise_pred - scale * float(sigma) * gradient.to(noise_pred.dtype)
+
     def prepare_image_embeds(
         self, clips: list[VideoClip | None], video_embeds: torch.Tensor | None, semantic_scale: float, device
     ) -> dict | None:
@@ -627,6 +695,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         generator,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        alignment_features: torch.Tensor | None = None,
+        alignment_guidance_scale: float = 0.0,
     ) -> torch.Tensor:
         """The denoising loop over one batch of windows: UNet (+ semantic adapter) and temporal
         controller, classifier-free guidance, one scheduler step per timestep.
@@ -638,6 +708,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             added_cond_kwargs: from :meth:`prepare_image_embeds` (``None``: the adapter is detached,
                 so the UNet is exactly the base).
             condition: the controller's condition image (B or 2B, 1, n_mels, columns), or ``None``.
+            alignment_features: the alignment classifier's video features (B, F, D) for double
+                guidance (:meth:`alignment_guidance`), or ``None``.
 
         Returns:
             the denoised latents.
@@ -702,6 +774,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 if do_cfg:
                     noise_uncond, noise_text = noise_pred.chunk(2)
                     noise_pred = noise_uncond + self.guidance_scale * (noise_text - noise_uncond)
+                if alignment_features is not None and alignment_guidance_scale > 0:
+                    noise_pred = self.alignment_guidance(
+                        noise_pred, latents, t, model_t, alignment_features, alignment_guidance_scale
+                    )
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[
                     0
                 ]
@@ -846,6 +922,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         frame_short_side: int | None = None,
         window_overlap: float = 1.0,
         window_batch_size: int = 1,
+        alignment_guidance_scale: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -903,6 +980,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 shift a Griffin-Lim vocoder's phases). It can pay where one window leaves the device
                 idle (a small model; a GPU, unmeasured), and costs memory in proportion
                 (bench/batching.py).
+            alignment_guidance_scale: weight of Diff-Foley's double guidance, the gradient of the
+                pipeline's ``alignment_classifier`` at every step (:meth:`alignment_guidance`); 0 (the
+                default) switches it off. Needs a video for every item.
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
                 a long clip draw their noise from its generator in turn.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
@@ -949,6 +1029,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             window_batch_size,
             num_frames,
             cross_attention_kwargs,
+            alignment_guidance_scale,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -1016,6 +1097,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 temporal_scale,
                 device,
             )
+            # 6b. Double guidance: the alignment classifier's per-frame features of the windows
+            alignment_features = (
+                self.alignment_video_features(clips, device) if alignment_guidance_scale > 0 else None
+            )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)
             batch_latents = self.prepare_latents(
@@ -1033,6 +1118,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 batch_generator,
                 callback_on_step_end,
                 callback_on_step_end_tensor_inputs,
+                alignment_features,
+                alignment_guidance_scale,
             )
             # 9. Latents -> mel images -> waveforms cut to each window's duration
             if output_type == "latent":

@@ -235,10 +235,18 @@ def encode_video_frames(
     Returns:
         Tensor (1, D) on the image encoder's device and dtype, D = ``image_encoder.config.projection_dim``.
     """
+    return frame_embeddings(frames, image_encoder, feature_extractor, batch_size).mean(dim=0, keepdim=True)
+
+
+def frame_embeddings(
+    frames: np.ndarray, image_encoder, feature_extractor, batch_size: int = 50
+) -> torch.Tensor:
+    """CLIP ``image_embeds`` of each frame: uint8 RGB frames (T, H, W, 3) -> (T, D), on the image
+    encoder's device and dtype."""
     device, dtype = image_encoder.device, image_encoder.dtype
     embeds = []
     for start in range(0, len(frames), batch_size):
         chunk = list(frames[start : start + batch_size])
         pixels = feature_extractor(images=chunk, return_tensors="pt").pixel_values
         embeds.append(image_encoder(pixel_values=pixels.to(device=device, dtype=dtype)).image_embeds)
-    return torch.cat(embeds).mean(dim=0, keepdim=True)
+    return torch.cat(embeds)

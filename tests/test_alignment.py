@@ -107,3 +107,72 @@ def test_learns_to_tell_synchronized_from_shifted_pairs():
     with torch.no_grad():
         accuracy = float(((model(latents, 0, video) > 0).float() == real).float().mean())
     assert accuracy > 0.9
+
+
+# -- double guidance in the pipeline ------------------------------------------------------------------
+def guided(pipe, clip, **kwargs):
+    return pipe(
+        video=clip,
+        num_inference_steps=3,
+        temporal_scale=0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="latent",
+        **kwargs,
+    ).mel_images[0]
+
+
+def with_classifier(release_pipe, seed=0):
+    from foleycrafter import FoleyCrafterPipeline
+
+    torch.manual_seed(seed)
+    classifier = AlignmentClassifier(
+        latent_channels=release_pipe.unet.config.in_channels,
+        video_dim=release_pipe.image_encoder.config.projection_dim,
+        hidden_channels=8,
+        num_layers=1,
+        kernel_size=3,
+    )
+    return FoleyCrafterPipeline(**{**release_pipe.components, "alignment_classifier": classifier})
+
+
+def test_double_guidance_moves_the_latents_towards_what_the_classifier_calls_aligned(release_pipe, clip):
+    pipe = with_classifier(release_pipe)
+    pipe.set_progress_bar_config(disable=True)
+    plain = guided(pipe, clip)
+    # Scale 0 (the default) is exactly the pipeline without a classifier.
+    torch.testing.assert_close(plain, guided(release_pipe, clip))
+    calls = []
+    handle = pipe.alignment_classifier.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        steered = guided(pipe, clip, alignment_guidance_scale=50.0)
+    finally:
+        handle.remove()
+    assert len(calls) == len(pipe.scheduler.timesteps)  # once per UNet evaluation (PNDM: steps + 1)
+    assert not torch.allclose(steered, plain)
+    # The final latents score as more aligned under the classifier than unguided ones.
+    features = pipe.alignment_video_features([clip], "cpu")
+    with torch.no_grad():
+        score = lambda latents: float(pipe.alignment_classifier(latents[None], 0, features))  # noqa: E731
+    assert score(steered) > score(plain)
+
+
+def test_double_guidance_needs_a_classifier_and_videos(release_pipe, clip):
+    with pytest.raises(ValueError, match="needs an alignment classifier"):
+        release_pipe(video=clip, num_inference_steps=2, alignment_guidance_scale=1.0)
+    pipe = with_classifier(release_pipe)
+    with pytest.raises(ValueError, match="every item needs a `video`"):
+        pipe(prompt="a", audio_length_in_s=1.0, num_inference_steps=2, alignment_guidance_scale=1.0)
+    with pytest.raises(ValueError, match="`alignment_guidance_scale` must be a finite number >= 0"):
+        pipe(video=clip, num_inference_steps=2, alignment_guidance_scale=-1.0)
+
+
+def test_a_pipeline_with_a_classifier_saves_and_loads_it(release_pipe, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+
+    pipe = with_classifier(release_pipe)
+    pipe.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / "alignment_classifier" / "config.json").is_file()
+    loaded = FoleyCrafterPipeline.from_pretrained(tmp_path / "model")
+    assert isinstance(loaded.alignment_classifier, AlignmentClassifier)
+    for key, value in pipe.alignment_classifier.state_dict().items():
+        torch.testing.assert_close(loaded.alignment_classifier.state_dict()[key], value)
