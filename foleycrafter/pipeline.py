@@ -545,7 +545,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
     def alignment_video_features(self, clips: list[VideoClip], device) -> torch.Tensor:
         """The alignment classifier's video input for a batch of windows: the CLIP image embedding of
-        each frame a window shows (B, F, D), the frames sampled uniformly over the window."""
+        each frame a window shows (B, F, D), the frames sampled uniformly over the window, on
+        ``device`` in the image encoder's dtype (their mean over F is the semantic adapter's input)."""
         features = [
             semantic.frame_embeddings(clip.frames, self.image_encoder, self.feature_extractor)
             for clip in clips
@@ -555,7 +556,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 "Double guidance needs the same number of frames in every window of a batch; "
                 f"got {[f.shape[0] for f in features]}. Pass `num_frames=` or `window_batch_size=1`."
             )
-        return torch.stack(features).to(device=device, dtype=self.alignment_classifier.dtype)
+        return torch.stack(features).to(device)
 
     @torch.enable_grad()
     def alignment_guidance(
@@ -1081,10 +1082,15 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             rows = [window.item for window in batch]
             # 4. Decode the frames each window shows
             clips = self.decode_frames(batch, num_frames, frame_short_side)
-            # 5. Semantic condition: mean CLIP embedding of the frames
-            added_cond_kwargs = self.prepare_image_embeds(
-                clips, video_embeds[rows] if video_embeds is not None else None, semantic_scale, device
+            # 5. Semantic condition: mean CLIP embedding of the frames. Double guidance needs each
+            # frame's embedding: computed once, the adapter takes their mean.
+            alignment_features = (
+                self.alignment_video_features(clips, device) if alignment_guidance_scale > 0 else None
             )
+            rows_embeds = video_embeds[rows] if video_embeds is not None else None
+            if rows_embeds is None and alignment_features is not None:
+                rows_embeds = alignment_features.mean(dim=1, keepdim=True)
+            added_cond_kwargs = self.prepare_image_embeds(clips, rows_embeds, semantic_scale, device)
             # 6. Temporal condition: timestamp masks -> condition images (1 x n_mels x columns)
             batch_masks, batch_probabilities, condition = self.prepare_temporal_condition(
                 batch,
@@ -1096,10 +1102,6 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 onset_mask,
                 temporal_scale,
                 device,
-            )
-            # 6b. Double guidance: the alignment classifier's per-frame features of the windows
-            alignment_features = (
-                self.alignment_video_features(clips, device) if alignment_guidance_scale > 0 else None
             )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)

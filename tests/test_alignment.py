@@ -176,3 +176,22 @@ def test_a_pipeline_with_a_classifier_saves_and_loads_it(release_pipe, tmp_path)
     assert isinstance(loaded.alignment_classifier, AlignmentClassifier)
     for key, value in pipe.alignment_classifier.state_dict().items():
         torch.testing.assert_close(loaded.alignment_classifier.state_dict()[key], value)
+
+
+def test_double_guidance_encodes_each_frame_once(release_pipe, clip):
+    """The semantic adapter takes the mean of the classifier's frame embeddings instead of running
+    the image encoder over the same frames again."""
+    pipe = with_classifier(release_pipe)
+    pipe.set_progress_bar_config(disable=True)
+    images = []
+    handle = pipe.image_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: images.append(kwargs["pixel_values"].shape[0]), with_kwargs=True
+    )
+    try:
+        guided(pipe, clip)
+        unguided = sum(images)
+        images.clear()
+        guided(pipe, clip, alignment_guidance_scale=1.0)
+    finally:
+        handle.remove()
+    assert unguided > 0 and sum(images) == unguided
