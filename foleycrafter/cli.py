@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much the picture shapes the sound (default 1.0; 0 = off)",
     )
     generate.add_argument(
+        "--alignment-guidance-scale",
+        type=non_negative,
+        default=0.0,
+        help="Diff-Foley's double guidance: steer every denoising step towards what the model's alignment "
+        "classifier calls in sync with the video (default 0 = off; needs a model with an "
+        "alignment_classifier, e.g. from `foleycrafter train alignment`)",
+    )
+    generate.add_argument(
         "--temporal-scale",
         type=non_negative,
         default=None,
@@ -482,6 +490,13 @@ def _generate(args, processes: Processes) -> int:
         compile=args.compile,
         progress=not args.quiet and processes.is_main,
     )
+    if args.alignment_guidance_scale > 0 and pipe.components.get("alignment_classifier") is None:
+        raise UsageError(
+            f"--alignment-guidance-scale {args.alignment_guidance_scale} needs a model with an alignment "
+            f"classifier, and {args.model or 'the default model'} has none: train one with `foleycrafter "
+            "train alignment --model ... --data ... --out ...` and pass its final/ folder as --model, "
+            "or leave the option at 0."
+        )
     failures: list[tuple[Job, str]] = []
     written = []
     progress = tqdm(
@@ -503,6 +518,7 @@ def _generate(args, processes: Processes) -> int:
                 guidance_scale=args.guidance_scale,
                 semantic_scale=args.semantic_scale,
                 temporal_scale=args.temporal_scale,
+                alignment_guidance_scale=args.alignment_guidance_scale,
                 onsets=settings["onsets"],
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,

@@ -483,6 +483,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         negative_prompt,
         semantic_scale,
         temporal_scale,
+        alignment_scale,
         steps,
         guidance_scale,
         seed,
@@ -502,6 +503,12 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             folder = model_folder(folder_text)
             progress(0.02, desc="Loading the model")
             pipe = cache.get(folder)
+            if float(alignment_scale) > 0 and pipe.components.get("alignment_classifier") is None:
+                raise DemoError(
+                    f"Settings → Alignment guidance is {float(alignment_scale):g}, but the model `{folder}` "
+                    "has no alignment classifier: set it to 0, or choose a model folder that has one "
+                    "(`foleycrafter train alignment` writes it)."
+                )
             loaded = time.perf_counter()
             source, plot = _source(times, report), gr.skip()
             if times is None:
@@ -519,6 +526,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 guidance_scale=float(guidance_scale),
                 semantic_scale=float(semantic_scale),
                 temporal_scale=float(temporal_scale),
+                alignment_guidance_scale=float(alignment_scale),
                 onsets=times,
                 frame_short_side=FRAME_SHORT_SIDE,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
@@ -600,6 +608,16 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                             step=0.05,
                             label="Temporal scale",
                             info="how strongly the sound follows the onsets (0 = off)",
+                        )
+                        alignment_scale = gr.Slider(
+                            0,
+                            100,
+                            value=0.0,
+                            step=1,
+                            label="Alignment guidance",
+                            elem_id="alignment-scale",
+                            info="steer each step towards what the model's alignment classifier calls in "
+                            "sync with the video (Diff-Foley; 0 = off; needs a model with a classifier)",
                         )
                     with gr.Row():
                         steps = gr.Slider(1, 100, value=default_steps, step=1, label="Steps", elem_id="steps")
@@ -695,6 +713,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 negative_prompt,
                 semantic_scale,
                 temporal_scale,
+                alignment_scale,
                 steps,
                 guidance_scale,
                 seed,

@@ -37,6 +37,7 @@ from . import generation, models, semantic, temporal  # noqa: F401
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 from .generation import VideoSource
 from .latents import denormalize_latents, normalize_latents
+from .models.alignment import features_over_window
 from .release import resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
@@ -543,20 +544,31 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 )
         return torch.stack(embeds)
 
-    def alignment_video_features(self, clips: list[VideoClip], device) -> torch.Tensor:
-        """The alignment classifier's video input for a batch of windows: the CLIP image embedding of
-        each frame a window shows (B, F, D), the frames sampled uniformly over the window, on
-        ``device`` in the image encoder's dtype (their mean over F is the semantic adapter's input)."""
-        features = [
+    def alignment_video_features(self, clips: list[VideoClip], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The alignment classifier's video input for a batch of windows, and the semantic adapter's.
+
+        Each frame a window shows is encoded once (CLIP image embeddings, the frames sampled uniformly
+        over the window). Returns, on ``device`` in the image encoder's dtype:
+
+        * ``features`` (B, F, D): the frames laid out over the whole window; a window longer than the
+          rest of its video has zeros past the video's end (:func:`features_over_window`);
+        * ``means`` (B, 1, D): the mean embedding of the frames shown, the semantic adapter's input.
+        """
+        window_seconds = self.timeline().window_seconds
+        embeddings = [
             semantic.frame_embeddings(clip.frames, self.image_encoder, self.feature_extractor)
             for clip in clips
         ]
-        if len({f.shape[0] for f in features}) > 1:
+        if len({e.shape[0] for e in embeddings}) > 1:
             raise ValueError(
                 "Double guidance needs the same number of frames in every window of a batch; "
-                f"got {[f.shape[0] for f in features]}. Pass `num_frames=` or `window_batch_size=1`."
+                f"got {[e.shape[0] for e in embeddings]}. Pass `num_frames=` or `window_batch_size=1`."
             )
-        return torch.stack(features).to(device)
+        features = [
+            features_over_window(e, clip.duration, window_seconds) for e, clip in zip(embeddings, clips)
+        ]
+        means = torch.stack([e.mean(dim=0, keepdim=True) for e in embeddings])
+        return torch.stack(features).to(device), means.to(device)
 
     @torch.enable_grad()
     def alignment_guidance(
@@ -1084,12 +1096,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             clips = self.decode_frames(batch, num_frames, frame_short_side)
             # 5. Semantic condition: mean CLIP embedding of the frames. Double guidance needs each
             # frame's embedding: computed once, the adapter takes their mean.
-            alignment_features = (
-                self.alignment_video_features(clips, device) if alignment_guidance_scale > 0 else None
-            )
-            rows_embeds = video_embeds[rows] if video_embeds is not None else None
-            if rows_embeds is None and alignment_features is not None:
-                rows_embeds = alignment_features.mean(dim=1, keepdim=True)
+            alignment_features = frame_means = None
+            if alignment_guidance_scale > 0:
+                alignment_features, frame_means = self.alignment_video_features(clips, device)
+            rows_embeds = video_embeds[rows] if video_embeds is not None else frame_means
             added_cond_kwargs = self.prepare_image_embeds(clips, rows_embeds, semantic_scale, device)
             # 6. Temporal condition: timestamp masks -> condition images (1 x n_mels x columns)
             batch_masks, batch_probabilities, condition = self.prepare_temporal_condition(

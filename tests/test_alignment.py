@@ -150,10 +150,12 @@ def test_double_guidance_moves_the_latents_towards_what_the_classifier_calls_ali
     assert len(calls) == len(pipe.scheduler.timesteps)  # once per UNet evaluation (PNDM: steps + 1)
     assert not torch.allclose(steered, plain)
     # The final latents score as more aligned under the classifier than unguided ones.
-    features = pipe.alignment_video_features([clip], "cpu")
+    features, _ = pipe.alignment_video_features([clip], "cpu")
     with torch.no_grad():
-        score = lambda latents: float(pipe.alignment_classifier(latents[None], 0, features))  # noqa: E731
-    assert score(steered) > score(plain)
+        steered_score, plain_score = (
+            float(pipe.alignment_classifier(latents[None], 0, features)) for latents in (steered, plain)
+        )
+    assert steered_score > plain_score
 
 
 def test_double_guidance_needs_a_classifier_and_videos(release_pipe, clip):
@@ -195,3 +197,20 @@ def test_double_guidance_encodes_each_frame_once(release_pipe, clip):
     finally:
         handle.remove()
     assert unguided > 0 and sum(images) == unguided
+
+
+def test_features_over_window_place_a_short_clips_frames_at_their_times():
+    from foleycrafter.models.alignment import features_over_window
+
+    features = torch.arange(4, dtype=torch.float32)[:, None].repeat(1, 2) + 1  # frames 1..4, D = 2
+    # A full window is unchanged.
+    torch.testing.assert_close(features_over_window(features, 5.0, 5.0), features)
+    # Half a window: output frames at 0.625, 1.875, 3.125, 4.375 s; the clip's 4 frames each stand
+    # for 0.625 s of its 2.5 s, so the frames on screen then are the 2nd, the 4th, then none.
+    placed = features_over_window(features, 2.5, 5.0)
+    torch.testing.assert_close(placed[:, 0], torch.tensor([2.0, 4.0, 0.0, 0.0]))
+    batched = features_over_window(features[None].repeat(3, 1, 1), 2.5, 5.0)
+    assert batched.shape == (3, 4, 2)
+    torch.testing.assert_close(batched[1], placed)
+    with pytest.raises(ValueError, match="must be positive seconds"):
+        features_over_window(features, 0.0, 5.0)

@@ -237,6 +237,12 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
     # The banner and the model's defaults arrive together: the steps slider now shows its 25.
     assert page.input_value("#steps input[type=number]") == "25"
     _set_number(page, "steps", STEPS)
+    # Alignment guidance with a model that has no classifier: said plainly, nothing generated.
+    _set_number(page, "alignment-scale", 5)
+    page.click("#generate")
+    status = _wait_for_text(page, "#status", "Could not generate.")
+    assert "Alignment guidance is 5" in status and "has no alignment classifier" in status
+    _set_number(page, "alignment-scale", 0)
     page.fill("#onsets textarea", "0.3, 1.1")
     _wait_for_text(page, "#onset-summary", "edited")
     status, result = _generate_and_fetch(page, tmp_path)

@@ -187,6 +187,51 @@ def test_onset_trainer_reports_precision_and_recall(native_model, prepared, tmp_
     assert detector.config.preprocessing == "clean"
 
 
+def test_alignment_trainer(native_model, prepared, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.models import AlignmentClassifier
+
+    summary = run_trainer("alignment", native_model, prepared, tmp_path / "run", batch_size=3)
+    assert np.all(np.isfinite(losses(summary)))
+    validation = summary["validation"]
+    assert validation["clips"] == 1 and 0.0 <= validation["accuracy"] <= 1.0
+    # One clip held out: no "other" clip to pair it with, true and shifted at four noise levels.
+    assert {f"accuracy_{kind}_t0" for kind in ("true", "shifted")} <= set(validation)
+    assert "accuracy_other_t0" not in validation
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-24"
+    AlignmentClassifier.from_pretrained(checkpoint / "alignment_classifier")
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    assert isinstance(pipe.alignment_classifier, AlignmentClassifier)
+    assert pipe.alignment_classifier.config.latent_channels == pipe.vae.config.latent_channels
+    # Training again from that model goes on with its classifier.
+    again = run_trainer("alignment", tmp_path / "run" / "final", prepared, tmp_path / "again", max_steps=1)
+    assert np.isfinite(losses(again)).all()
+
+
+def test_alignment_pairs_are_true_shifted_or_another_clips(native_model, prepared):
+    from foleycrafter.training import TrainConfig, trainer_class
+    from foleycrafter.training.alignment import OTHER, SHIFTED, TRUE
+
+    trainer = trainer_class("alignment")(TrainConfig(), native_model, prepared, "unused", progress=False)
+    trainer.load_base("cpu")
+    window = trainer.timeline.window_seconds
+    embeds = torch.randn(3, 8, 4)
+    durations = [window, window, window / 2]
+    kinds = torch.tensor([TRUE, SHIFTED, OTHER])
+    features = trainer.video_features(embeds, durations, kinds, torch.tensor([0, 3, 0]), partner_offset=2)
+    torch.testing.assert_close(features[0], embeds[0])
+    torch.testing.assert_close(features[1], torch.roll(embeds[1], 3, dims=0))
+    # Clip 2 shows clip (2 + 2) % 3 = 1's frames, laid out over that clip's (full) window.
+    torch.testing.assert_close(features[2], embeds[1])
+    # A half-window clip's own frames fill the first half of the window, zeros after.
+    own = trainer.video_features(embeds, durations, torch.full((3,), TRUE), torch.zeros(3), 1)[2]
+    assert own[:4].abs().sum() > 0 and own[4:].abs().sum() == 0
+    drawn = trainer.pair_kinds(4000, torch.Generator().manual_seed(0))
+    shares = [float((drawn == kind).float().mean()) for kind in (TRUE, SHIFTED, OTHER)]
+    np.testing.assert_allclose(shares, [0.5, 0.25, 0.25], atol=0.03)
+    assert (trainer.pair_kinds(1, torch.Generator().manual_seed(0)) != OTHER).all()
+
+
 def test_lora_trainer(native_model, prepared, clip, tmp_path):
     from foleycrafter import FoleyCrafterPipeline
 

@@ -124,3 +124,32 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
                 f"latents and video_features must have one row per pair; got {latents.shape[0]} latents "
                 f"and {video_features.shape[0]} videos."
             )
+
+
+def features_over_window(features: torch.Tensor, duration: float, window_seconds: float) -> torch.Tensor:
+    """Per-frame features of a clip shorter than its window, laid out over the whole window.
+
+    The classifier reads its F frames as spread uniformly over the window its latent spans, but the
+    last window of a video shows frames over the video's remainder only: unstretched, its frames
+    would sit at the wrong columns. Output frame ``f`` stands for time ``(f + 0.5) / F * window``
+    and takes the clip's frame on screen at that time; past the clip's end it is zeros (no picture).
+
+    Args:
+        features: (F, D) or (B, F, D), frames sampled uniformly over ``duration`` seconds.
+        duration: seconds the frames cover (at most ``window_seconds``; more is read as a full window).
+        window_seconds: seconds the latent spans.
+    Returns:
+        A tensor of the input's shape.
+    """
+    if duration <= 0 or window_seconds <= 0:
+        raise ValueError(
+            f"duration and window_seconds must be positive seconds, got {duration} and {window_seconds}."
+        )
+    frames = features.shape[-2]
+    if duration >= window_seconds:
+        return features
+    times = (torch.arange(frames, dtype=torch.float64) + 0.5) / frames * window_seconds
+    inside = times < duration
+    source = (times / duration * frames).floor().long().clamp(max=frames - 1)
+    out = features.index_select(-2, source.to(features.device))
+    return out * inside.to(device=features.device, dtype=features.dtype)[:, None]

@@ -7,6 +7,7 @@ TRAINERS = {
     "semantic": "foleycrafter.training.diffusion:SemanticTrainer",
     "temporal": "foleycrafter.training.diffusion:TemporalTrainer",
     "lora": "foleycrafter.training.diffusion:LoraTrainer",
+    "alignment": "foleycrafter.training.alignment:AlignmentTrainer",
     "onset": "foleycrafter.training.onset:OnsetTrainer",
     "vocoder": "foleycrafter.training.vocoder:VocoderTrainer",
     "clip": "foleycrafter.training.base_models:ClipTrainer",
