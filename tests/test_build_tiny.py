@@ -20,7 +20,7 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     assert size < 25e6
     assert not list(out.rglob("*.bin")) and list(out.rglob("*.safetensors"))
     pipe = FoleyCrafterPipeline.from_pretrained(out)
-    for part in ("controlnet", "onset_detector", "image_encoder"):
+    for part in ("controlnet", "onset_detector", "image_encoder", "alignment_classifier"):
         assert getattr(pipe, part) is not None, part
     assert pipe.has_semantic_adapter
     assert pipe.config.window_columns == build_tiny.WINDOW_COLUMNS

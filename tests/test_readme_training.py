@@ -55,11 +55,11 @@ def readme_training_commands() -> tuple[dict[str, str], list[list[str]]]:
     return variables, commands
 
 
-def test_readme_parses_into_prepare_then_four_trainers():
+def test_readme_parses_into_prepare_then_five_trainers():
     variables, commands = readme_training_commands()
     assert variables.get("MODEL") == "checkpoints/foleycrafter-tiny"
-    assert [c[1] for c in commands] == ["prepare", "train", "train", "train", "train"]
-    assert [c[2] for c in commands[1:]] == ["semantic", "temporal", "onset", "lora"]
+    assert [c[1] for c in commands] == ["prepare", "train", "train", "train", "train", "train"]
+    assert [c[2] for c in commands[1:]] == ["semantic", "temporal", "onset", "lora", "alignment"]
 
 
 def _option(command: list[str], name: str) -> str:
@@ -88,8 +88,8 @@ def fresh_tree(tmp_path_factory) -> Path:
 
 
 def test_readme_training_commands_run_as_written(fresh_tree):
-    """prepare, then semantic, temporal (on the semantic run's final/), onset and lora, in the
-    README's order; ~50 s on one busy CPU thread."""
+    """prepare, then semantic, temporal (on the semantic run's final/), onset, lora and alignment,
+    in the README's order; ~60 s on one busy CPU thread."""
     _, commands = readme_training_commands()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     timings = {}

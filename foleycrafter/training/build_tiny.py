@@ -16,6 +16,7 @@ build resumes where it stopped; a trainer interrupted mid-stage resumes from its
     unet      the text-to-audio UNet (with Griffin-Lim as the vocoder: see VOCODER below)
     semantic  the IP-Adapter-style semantic adapter on the frozen base
     temporal  the ControlNet temporal controller on the frozen base + semantic adapter
+    alignment the alignment classifier of double guidance (true / shifted / other clip's frames)
     onset     the video onset detector (R(2+1)D family, 64 px)
     export    everything into one native pipeline folder, safetensors
 
@@ -181,6 +182,16 @@ STAGES: dict[str, dict] = {
         "both_dropout": 0.05,
         "validation_fraction": 0.02,
     },
+    # Diff-Foley's double guidance (issue #17): reads only the VAE's latents and the CLIP frames.
+    "alignment": {
+        "max_steps": 3000,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.01,
+        "lr_warmup_steps": 100,
+        "lr_schedule": "cosine",
+        "validation_fraction": 0.05,
+    },
     "onset": {
         "max_steps": 300,
         "batch_size": 4,
@@ -194,7 +205,19 @@ STAGES: dict[str, dict] = {
 }
 COMMON = {"checkpoint_every": 200, "checkpoints_total_limit": 1, "validate_every": 0, "log_every": 25}
 
-ORDER = ("data", "clip", "prepare", "vae", "decoder", "unet", "semantic", "temporal", "onset", "export")
+ORDER = (
+    "data",
+    "clip",
+    "prepare",
+    "vae",
+    "decoder",
+    "unet",
+    "semantic",
+    "temporal",
+    "alignment",
+    "onset",
+    "export",
+)
 #: Stages run by another stage's trainer.
 TRAINER_OF_STAGE = {"decoder": "vae"}
 
@@ -205,7 +228,7 @@ def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) ->
     if (out / "final").is_dir():
         return out / "final"
     settings = {**COMMON, **STAGES[name]}
-    if name in ("unet", "semantic", "temporal"):
+    if name in ("unet", "semantic", "temporal", "alignment"):
         # The VAE is frozen from here on: its latents of the prepared clips are computed once.
         settings["latent_cache"] = str(out.parent / "latent_cache.safetensors")
     if quick:
@@ -291,6 +314,9 @@ def build(
     if (start := stage("temporal")) is not None:
         _train("temporal", work / "semantic" / "final", prepared, work / "temporal", quick)
         timings["temporal"] = time.monotonic() - start
+    if (start := stage("alignment")) is not None:
+        _train("alignment", work / "unet" / "final", prepared, work / "alignment", quick)
+        timings["alignment"] = time.monotonic() - start
     if (start := stage("onset")) is not None:
         _train("onset", None, prepared, work / "onset", quick)
         timings["onset"] = time.monotonic() - start
@@ -301,10 +327,11 @@ def build(
 
 
 def export(work: Path, out: Path, overwrite: bool = False) -> Path:
-    """The temporal stage's pipeline (base + both adapters) with the trained detector, saved natively."""
+    """The temporal stage's pipeline (base + both adapters) with the trained detector and alignment
+    classifier, saved natively."""
     from diffusers import AutoencoderKL
 
-    from ..models import OnsetDetector
+    from ..models import AlignmentClassifier, OnsetDetector
     from ..pipeline import FoleyCrafterPipeline
 
     if out.exists() and any(out.iterdir()):
@@ -316,6 +343,9 @@ def export(work: Path, out: Path, overwrite: bool = False) -> Path:
         # The parts' VAE: its decoder may have been fine-tuned after the UNet stage copied it.
         vae=AutoencoderKL.from_pretrained(work / "parts" / "vae"),
         onset_detector=OnsetDetector.from_pretrained(work / "onset" / "final" / "onset_detector"),
+        alignment_classifier=AlignmentClassifier.from_pretrained(
+            work / "alignment" / "final" / "alignment_classifier"
+        ),
     )
     pipe.register_to_config(default_temporal_scale=DEFAULT_TEMPORAL_SCALE)
     partial = out.with_name(out.name + ".partial")
