@@ -214,3 +214,22 @@ def test_features_over_window_place_a_short_clips_frames_at_their_times():
     torch.testing.assert_close(batched[1], placed)
     with pytest.raises(ValueError, match="must be positive seconds"):
         features_over_window(features, 0.0, 5.0)
+
+
+def test_the_video_path_reads_features_whatever_their_scale():
+    """The classifier's video input does not change when the encoder's features are scaled, and a
+    frame that changes stands out in the change channel (the last one)."""
+    from foleycrafter.models import AlignmentClassifier
+
+    classifier = AlignmentClassifier(latent_channels=4, video_dim=8, hidden_channels=8, num_layers=1)
+    torch.manual_seed(0)
+    features = torch.randn(1, 8).repeat(10, 1) + 0.01 * torch.randn(10, 8)
+    features[6:] += torch.randn(1, 8)  # the picture changes at frame 6
+    features = features[None]
+    inputs = classifier.video_inputs(features)
+    assert inputs.shape == (1, 10, 2 * 8 + 1)
+    torch.testing.assert_close(classifier.video_inputs(features * 100.0), inputs)
+    change = inputs[0, :, -1]
+    assert int(change.argmax()) == 6 and change[6] > 5 * change[1:6].max()
+    plain = AlignmentClassifier(latent_channels=4, video_dim=8, frame_differences=False)
+    assert plain.video_inputs(features).shape == (1, 10, 8)

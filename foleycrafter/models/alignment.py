@@ -67,11 +67,11 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
         )
         self.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(width, width)
-        self.video = nn.Linear(video_dim * (2 if frame_differences else 1), width)
+        self.video = nn.Linear(2 * video_dim + 1 if frame_differences else video_dim, width)
         layers = []
         for index in range(num_layers):
             layers += [
-                nn.Conv1d(2 * width if index == 0 else width, width, kernel_size, padding=kernel_size // 2)
+                nn.Conv1d(3 * width if index == 0 else width, width, kernel_size, padding=kernel_size // 2)
             ]
             layers += [nn.SiLU()]
         self.fused = nn.Sequential(*layers)
@@ -96,14 +96,36 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
         timesteps = timesteps.to(latents.device).flatten().expand(batch)
         time = self.time_embedding(self.time_proj(timesteps).to(latents.dtype))  # (B, hidden)
         audio = self.audio(latents).mean(dim=2) + time[:, :, None]  # (B, hidden, W)
-        frames = video_features.to(latents.dtype)
-        if self.config.frame_differences:
-            change = torch.diff(frames, dim=1, prepend=frames[:, :1])
-            frames = torch.cat([frames, change], dim=-1)
-        video = self.video(frames).transpose(1, 2)  # (B, hidden, F)
-        video = F.interpolate(video, size=columns, mode="linear", align_corners=False)
-        fused = self.fused(torch.cat([audio, video], dim=1))  # (B, hidden, W)
+        video = self.video(self.video_inputs(video_features.to(latents.dtype))).transpose(
+            1, 2
+        )  # (B, hidden, F)
+        # More frames than columns: average them (sampling would drop the one or two frames that
+        # change at a contact); fewer: interpolate.
+        mode = "area" if video.shape[-1] >= columns else "linear"
+        video = F.interpolate(
+            video, size=columns, mode=mode, **({"align_corners": False} if mode == "linear" else {})
+        )
+        # The product makes co-occurrence (an audio event where the picture changes) one layer away.
+        fused = self.fused(torch.cat([audio, video, audio * video], dim=1))  # (B, hidden, W)
         return self.head(fused.mean(dim=2)).squeeze(-1)
+
+    def video_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F, D) frame features -> the video path's input, scale-free and of order 1 (a linear
+        layer trained with Adam moves each weight by about the learning rate per step, so inputs
+        of very different scales would learn at very different speeds).
+
+        Each frame is scaled to norm sqrt(D) (zero frames, past a video's end, stay zero). With
+        ``frame_differences``, each frame's change from the previous one and that change's norm
+        follow, both divided by the clip's mean change norm: events stand out whatever the
+        encoder's scale. Returns (B, F, D) or (B, F, 2D + 1)."""
+        dim = features.shape[-1]
+        frames = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-6) * dim**0.5
+        if not self.config.frame_differences:
+            return frames
+        change = torch.diff(frames, dim=1, prepend=frames[:, :1])
+        size = change.norm(dim=-1, keepdim=True)
+        typical = size.mean(dim=1, keepdim=True).clamp_min(1e-6)
+        return torch.cat([frames, change / typical, size / typical], dim=-1)
 
     def check_inputs(self, latents: torch.Tensor, video_features: torch.Tensor) -> None:
         """Raise a ValueError naming the input when shapes do not fit this classifier."""
