@@ -258,6 +258,16 @@ def test_eval_end_to_end(model_folder, tiny_split, tmp_path, capsys):
     truth = results["ground_truth"]["metrics"]
     assert truth["f1"] >= 0.9 and truth["average_precision"] >= 0.9
     assert truth["semantic_accuracy"] == 1.0 and truth["num_clips"] == 2
+    # Align Acc: the bundled sync classifier calls the ground truth in sync.
+    assert truth["align_accuracy"] == 1.0, [
+        row.get("sync_probability") for row in results["ground_truth"]["clips"]
+    ]
+    assert results["settings"]["sync_classifier"].endswith("synthfoley-sync-classifier")
+    for name in ("base_empty_prompt", "autoencoder_ceiling"):
+        rows = by_name[name]["clips"]
+        assert all(0.0 <= row["sync_probability"] <= 1.0 for row in rows)
+        in_sync = np.mean([row["sync_probability"] >= 0.5 for row in rows])
+        assert by_name[name]["metrics"]["align_accuracy"] == pytest.approx(in_sync)
 
 
 def row_record(records, row):

@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "semantic accuracy and the Fréchet distance",
     )
     parser.add_argument(
+        "--sync-classifier",
+        default=DEFAULT_CLASSIFIER,
+        help="SyncClassifier folder for Align Acc (default: the bundled "
+        "checkpoints/synthfoley-sync-classifier); 'none' skips it",
+    )
+    parser.add_argument(
         "--min-interval-ms",
         type=float,
         default=DEFAULT_MIN_INTERVAL_MS,
@@ -178,6 +184,7 @@ def _evaluate_from_args(args: argparse.Namespace, processes=None) -> dict | None
         seed=args.seed,
         device=str(resolve_device_and_dtype(local_device(args.device, processes or Processes()))[0]),
         classifier=classifier,
+        sync_classifier=None if str(args.sync_classifier).lower() == "none" else args.sync_classifier,
         min_interval_ms=args.min_interval_ms,
         temporal_scale=args.temporal_scale,
         pipeline_kwargs=dict(args.pipeline_arg),

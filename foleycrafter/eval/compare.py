@@ -34,26 +34,35 @@ COMPARED_METRICS = (
     ("f1", "onset F1 @ 50 ms"),
     ("average_precision", "onset AP @ 100 ms"),
     ("semantic_accuracy", "semantic accuracy"),
+    ("align_accuracy", "Align Acc"),
 )
 
 
-def _sample_metrics(matches, correct, sample: np.ndarray) -> dict[str, float | None]:
+def _sample_metrics(matches, correct, in_sync, sample: np.ndarray) -> dict[str, float | None]:
     """The compared metrics over the clips ``sample`` (indices, with repeats) of one side."""
     onsets = pooled_onset_metrics([matches[i] for i in sample])
     return {
         "f1": onsets["f1"],
         "average_precision": onsets["average_precision"],
         "semantic_accuracy": None if correct is None else float(np.mean(correct[sample])),
+        "align_accuracy": None if in_sync is None else float(np.mean(in_sync[sample])),
     }
 
 
 def _side(rows: Sequence[dict]):
-    """One side's clips matched once (the resamples pool them) and its semantic hits, if scored."""
+    """One side's clips matched once (the resamples pool them), its semantic hits and the sync
+    classifier's verdicts, where scored."""
     matches = match_clips(
         [(row["reference_onsets"], row["estimated_onsets"], row.get("estimated_strengths")) for row in rows]
     )
-    correct = [row.get("semantic_correct") for row in rows]
-    return matches, None if any(c is None for c in correct) else np.asarray(correct, dtype=np.float64)
+
+    def per_clip(values):
+        return None if any(v is None for v in values) else np.asarray(values, dtype=np.float64)
+
+    correct = per_clip([row.get("semantic_correct") for row in rows])
+    probabilities = [row.get("sync_probability") for row in rows]
+    in_sync = None if any(p is None for p in probabilities) else per_clip([p >= 0.5 for p in probabilities])
+    return matches, correct, in_sync
 
 
 def compare_configuration(

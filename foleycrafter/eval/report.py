@@ -31,6 +31,7 @@ _COLUMNS = (
     ("timing err ms", "mean_timing_error_ms", "{:.1f}"),
     ("semantic acc", "semantic_accuracy", "{:.3f}"),
     ("Frechet", "frechet_distance", "{:.2f}"),
+    ("Align Acc", "align_accuracy", "{:.3f}"),
     ("s/clip", "generation_seconds_per_clip", "{:.1f}"),
 )
 

@@ -94,6 +94,7 @@ METRIC_NAMES = (
     "mean_timing_error_ms",
     "semantic_accuracy",
     "frechet_distance",
+    "align_accuracy",
 )
 
 
@@ -224,6 +225,7 @@ def evaluate_model(
     seed: int = 42,
     device: str = "cpu",
     classifier=DEFAULT_CLASSIFIER,
+    sync_classifier=DEFAULT_CLASSIFIER,
     min_interval_ms: float = DEFAULT_MIN_INTERVAL_MS,
     temporal_scale: float | None = None,
     pipeline_kwargs: Mapping | None = None,
@@ -252,6 +254,9 @@ def evaluate_model(
         classifier: an :class:`~foleycrafter.eval.classifier.AudioClassifier`, a folder holding one,
             :data:`DEFAULT_CLASSIFIER` (the bundled one), or ``None`` (no semantic accuracy or
             Fréchet distance; they are reported as ``None``).
+        sync_classifier: a :class:`~foleycrafter.eval.sync.SyncClassifier`, a folder holding one,
+            :data:`DEFAULT_CLASSIFIER` (the bundled ``checkpoints/synthfoley-sync-classifier``), or
+            ``None``: Align Acc, the share of (audio, video) pairs it calls in sync (``None`` without).
         min_interval_ms: the onset detector's minimum interval between onsets (ms).
         temporal_scale: overrides the temporal scale of every configuration that uses the controller;
             ``None``: the built-in configurations take the model's ``default_temporal_scale`` (the
@@ -309,6 +314,7 @@ def evaluate_model(
             for c in chosen
         ]
     model_classifier, classifier_name = _load_classifier(classifier, device)
+    sync, sync_name = _load_sync_classifier(sync_classifier, device)
     if pipe.sample_rate != 16000:
         raise ValueError(f"the benchmark scores 16 kHz audio; this model generates {pipe.sample_rate} Hz.")
 
@@ -318,6 +324,27 @@ def evaluate_model(
         if record["id"] not in reference_audio:
             reference_audio[record["id"]] = read_wav(record["audio_path"])[0]
         return reference_audio[record["id"]]
+
+    frames_of: dict[str, np.ndarray] = {}
+
+    def frames(record) -> np.ndarray:
+        """The frames the sync classifier reads of the record's video (decoded once)."""
+        from .sync import clip_frames
+
+        if record["id"] not in frames_of:
+            frames_of[record["id"]] = clip_frames(record["video_path"], float(record["duration"]), sync)
+        return frames_of[record["id"]]
+
+    def scores(rows, audios, selected, reference) -> dict:
+        metrics = _aggregate(rows, audios, model_classifier, reference)
+        if sync is not None:
+            from .sync import align_accuracy
+
+            judged = align_accuracy(sync, audios, [frames(r) for r in selected])
+            for row, probability in zip(rows, judged["probabilities"]):
+                row["sync_probability"] = round(float(probability), 5)
+            metrics["align_accuracy"] = judged["align_accuracy"]
+        return metrics
 
     base_records = records[:max_clips]
     detector_settings = {"min_interval_ms": float(min_interval_ms)}
@@ -342,11 +369,12 @@ def evaluate_model(
             "onset_detector": "foleycrafter.audio_onsets.detect_audio_onsets",
             "onset_detector_settings": detector_settings,
             "classifier": classifier_name,
+            "sync_classifier": sync_name,
             "frechet_reference": "the ground-truth wavs of the same clips",
         },
         "ground_truth": {
             "description": "the onset detector and classifier on the ground-truth audio (the ceiling)",
-            "metrics": _aggregate(truth_rows, [ground_truth(r) for r in base_records], model_classifier),
+            "metrics": scores(truth_rows, [ground_truth(r) for r in base_records], base_records, None),
             "clips": truth_rows,
         },
         "configurations": [],
@@ -398,7 +426,7 @@ def evaluate_model(
                     f"{configuration.name} {number}/{len(selected)} {record['id']}: "
                     f"F1 {row['f1']:.2f}, {row['num_estimated']}/{row['num_reference']} onsets, {seconds:.1f} s"
                 )
-        metrics = _aggregate(rows, audios, model_classifier, [ground_truth(r) for r in selected])
+        metrics = scores(rows, audios, selected, [ground_truth(r) for r in selected])
         metrics["generation_seconds_per_clip"] = float(np.mean([r["generation_seconds"] for r in rows]))
         # Seconds of compute per second of audio.
         metrics["real_time_factor"] = float(
@@ -465,6 +493,17 @@ def _load_classifier(classifier, device):
         ) or "<in-memory classifier>"
     path = BUNDLED if classifier == DEFAULT_CLASSIFIER else Path(classifier)
     return load_classifier(path, device), os.fspath(Path(path).resolve())
+
+
+def _load_sync_classifier(sync_classifier, device):
+    from .sync import DEFAULT_SYNC_CLASSIFIER, SyncClassifier, load_sync_classifier
+
+    if sync_classifier is None:
+        return None, None
+    if isinstance(sync_classifier, SyncClassifier):
+        return sync_classifier.to(device).eval(), "<in-memory sync classifier>"
+    path = DEFAULT_SYNC_CLASSIFIER if sync_classifier == DEFAULT_CLASSIFIER else Path(sync_classifier)
+    return load_sync_classifier(path, device), os.fspath(Path(path).resolve())
 
 
 def _missing_parts(pipe, configuration: Configuration) -> list[str]:
@@ -633,6 +672,7 @@ def _aggregate(rows, audios, classifier, reference=None) -> dict:
     metrics = {name: onsets[name] for name in METRIC_NAMES if name in onsets}
     metrics["semantic_accuracy"] = None
     metrics["frechet_distance"] = None
+    metrics["align_accuracy"] = None
     if classifier is not None:
         predictions, embeddings = classifier.classify(audios)
         for row, predicted in zip(rows, predictions):
