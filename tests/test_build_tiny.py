@@ -19,7 +19,14 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert size < 25e6
     assert not list(out.rglob("*.bin")) and list(out.rglob("*.safetensors"))
+    # The UNet and controller are stored as float16 and load back as float32.
+    from safetensors import safe_open
+
+    for name in build_tiny.STORED_AS_FLOAT16:
+        with safe_open(next((out / name).glob("*.safetensors")), "pt") as f:
+            assert {f.get_slice(key).get_dtype() for key in f.keys()} == {"F16"}, name
     pipe = FoleyCrafterPipeline.from_pretrained(out)
+    assert pipe.unet.dtype == pipe.controlnet.dtype == torch.float32
     for part in ("controlnet", "onset_detector", "image_encoder", "alignment_classifier"):
         assert getattr(pipe, part) is not None, part
     assert pipe.has_semantic_adapter
