@@ -233,3 +233,35 @@ def test_the_video_path_reads_features_whatever_their_scale():
     assert int(change.argmax()) == 6 and change[6] > 5 * change[1:6].max()
     plain = AlignmentClassifier(latent_channels=4, video_dim=8, frame_differences=False)
     assert plain.video_inputs(features).shape == (1, 10, 8)
+
+
+def test_double_guidance_on_a_long_video_in_batched_windows_with_dpm(release_pipe, tmp_path):
+    """Two windows (the second longer than the rest of the video), one by one and batched, with
+    DPM-Solver++: guided audio of the right length, different from unguided, batching changes only
+    rounding."""
+    from foleycrafter.schedulers import set_scheduler
+    from foleycrafter.testing import synthetic_frames, write_video
+
+    pipe = with_classifier(release_pipe)
+    pipe.set_progress_bar_config(disable=True)
+    set_scheduler(pipe, "dpm++")
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(60, height=24, width=32), 5.0)  # 12 s
+
+    def run(scale, **kwargs):
+        return pipe(
+            video=str(path),
+            num_inference_steps=3,
+            onsets=[1.0, 9.8],
+            alignment_guidance_scale=scale,
+            generator=torch.Generator().manual_seed(0),
+            **kwargs,
+        )
+
+    plain, guided = run(0.0), run(200.0)
+    assert len(guided.windows) == 2 and guided.audios[0].shape == plain.audios[0].shape
+    assert guided.audios[0].shape[-1] == round(12.0 * guided.sample_rate)
+    assert not torch.allclose(torch.from_numpy(guided.mel_images), torch.from_numpy(plain.mel_images))
+    batched = run(200.0, window_batch_size=2)
+    torch.testing.assert_close(
+        torch.from_numpy(batched.mel_images), torch.from_numpy(guided.mel_images), rtol=0, atol=1e-3
+    )
