@@ -100,6 +100,27 @@ def controller_from_unet(unet, **kwargs) -> ControlNetModel:
     return ControlNetModel.from_unet(unet, **kwargs)
 
 
+def initialize_condition_embedding(
+    controller: ControlNetModel, generator: torch.Generator | None = None
+) -> None:
+    """Re-initialise a new controller's condition embedder so that the mask reaches its output.
+
+    With PyTorch's default initialisation, each of the embedder's narrow SiLU convolutions shrinks
+    the difference between two masks ~3x: in v2's first controller (widths 4-8-16-32, six layers)
+    two masks with different onsets gave outputs differing by 6e-4 of their size, the controller
+    never learned where the events are, and its training loss stayed within 0.5 % of the semantic
+    stage's. Kaiming-normal weights (zero biases) keep that difference at the scale of the output.
+    The zero-initialised ``conv_out`` stays zero, so a new controller still starts as a no-op.
+    """
+    embedder = controller.controlnet_cond_embedding
+    for conv in (embedder.conv_in, *embedder.blocks):
+        with torch.no_grad():
+            weight = torch.empty_like(conv.weight)
+            torch.nn.init.kaiming_normal_(weight, nonlinearity="relu", generator=generator)
+            conv.weight.copy_(weight)
+            conv.bias.zero_()
+
+
 class _FixedEmbedding(torch.nn.Module):
     """Stands in for a controller's condition embedder and returns an embedding computed earlier."""
 

@@ -137,3 +137,48 @@ def test_condition_image_repeats_the_mask_over_mel_bands():
     assert image.shape == (2, 1, 256, 1024)
     assert torch.equal(image[0, 0, 0], image[0, 0, 255])
     assert image[0, 0, 0, 100] == 1 and image[1].max() == -1
+
+
+def test_a_new_controllers_condition_embedder_passes_the_mask_on(release_pipe):
+    """Two masks with different onsets must reach the embedder's last block as different features:
+    with PyTorch's default initialisation the difference shrank ~3x per layer (v2's first controller
+    never learned timing); after initialize_condition_embedding it stays at the features' scale, and
+    the zero-initialised output still makes the new controller a no-op."""
+    import torch.nn.functional as F
+
+    from foleycrafter.temporal import (
+        controller_from_unet,
+        initialize_condition_embedding,
+        mask_from_onset_times,
+        mask_to_condition,
+    )
+
+    timeline = release_pipe.timeline()
+    masks = [
+        mask_to_condition(np.stack([mask_from_onset_times(onsets, 5.0, timeline)]), release_pipe.n_mels)
+        for onsets in ([0.5, 2.0], [1.2, 3.5])
+    ]
+    from foleycrafter.semantic import detached_semantic_adapter
+
+    torch.manual_seed(0)
+    with torch.no_grad(), detached_semantic_adapter(release_pipe.unet):
+        controller = controller_from_unet(
+            release_pipe.unet, conditioning_embedding_out_channels=(4, 8, 16, 32)
+        )
+    embedder = controller.controlnet_cond_embedding
+
+    def last_block(mask):
+        with torch.no_grad():
+            h = F.silu(embedder.conv_in(mask.float()))
+            for block in embedder.blocks:
+                h = F.silu(block(h))
+        return h
+
+    def passed_on():
+        first, second = last_block(masks[0]), last_block(masks[1])
+        return float((first - second).abs().mean() / first.abs().mean())
+
+    default = passed_on()
+    initialize_condition_embedding(controller, torch.Generator().manual_seed(0))
+    assert passed_on() > max(0.05, 10 * default), (default, passed_on())
+    assert torch.count_nonzero(embedder.conv_out.weight) == 0

@@ -328,13 +328,15 @@ class TemporalTrainer(DiffusionTrainer):
 
     def build(self, device):
         from ..semantic import detached_semantic_adapter
-        from ..temporal import controller_from_unet
+        from ..temporal import controller_from_unet, initialize_condition_embedding
 
         pipe = self.load_base(device)
         if pipe.controlnet is None:
             # Copied from the plain UNet, as the release's controller was.
             with torch.no_grad(), detached_semantic_adapter(pipe.unet):
-                controller = controller_from_unet(pipe.unet, **self.config.architecture).to(device)
+                controller = controller_from_unet(pipe.unet, **self.config.architecture)
+            initialize_condition_embedding(controller, torch.Generator().manual_seed(self.config.seed))
+            controller.to(device)
             pipe.register_modules(controlnet=controller)
         pipe.controlnet.requires_grad_(True)
         pipe.controlnet.train()
