@@ -51,6 +51,28 @@ def native_model(release_pipe, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def model_with_alignment_classifier(native_model, tmp_path_factory):
+    """``native_model`` with a small random alignment classifier (seed 0), saved natively."""
+    import torch
+
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.models import AlignmentClassifier
+
+    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
+    torch.manual_seed(0)
+    classifier = AlignmentClassifier(
+        latent_channels=pipe.vae.config.latent_channels,
+        video_dim=pipe.image_encoder.config.projection_dim,
+        hidden_channels=8,
+        num_layers=1,
+    )
+    pipe.register_modules(alignment_classifier=classifier)
+    folder = tmp_path_factory.mktemp("model") / "with-alignment-classifier"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def clip():
     """A 3.3 s clip of synthetic frames (what a video file would give after sampling)."""
     from foleycrafter.testing import synthetic_frames

@@ -168,20 +168,10 @@ def test_compiled_step_matches_eager(bench):
     assert [row["case"] for row in result["rows"]] == ["eager", "compiled"] and result["compile_s"] > 0
 
 
-def test_double_guidance_times_both_cases_per_step(bench, native_model, tmp_path):
-    from foleycrafter import FoleyCrafterPipeline
-    from foleycrafter.models import AlignmentClassifier
-
-    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
-    classifier = AlignmentClassifier(
-        latent_channels=pipe.vae.config.latent_channels,
-        video_dim=pipe.image_encoder.config.projection_dim,
-        hidden_channels=8,
-        num_layers=1,
+def test_double_guidance_times_both_cases_per_step(bench, native_model, model_with_alignment_classifier):
+    result = bench("double_guidance").measure(
+        model_with_alignment_classifier, seconds=2.0, steps=3, scale=5.0, repeats=1
     )
-    pipe.register_modules(alignment_classifier=classifier)
-    pipe.save_pretrained(tmp_path / "model")
-    result = bench("double_guidance").measure(tmp_path / "model", seconds=2.0, steps=3, scale=5.0, repeats=1)
     assert [row["case"] for row in result["rows"]] == ["plain", "guided"]
     assert result["ratio_per_step"] > 0 and result["one_step_call_s"] > 0
     with pytest.raises(SystemExit, match="has no alignment classifier"):

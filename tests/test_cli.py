@@ -395,33 +395,18 @@ def test_compile_gives_the_same_sound(videos, native_model, tmp_path):
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-3)
 
 
-def test_alignment_guidance_option(videos, native_model, tmp_path, capsys):
+def test_alignment_guidance_option(videos, native_model, model_with_alignment_classifier, tmp_path, capsys):
     """--alignment-guidance-scale steers with the model's classifier; a model without one is refused
     before any video is touched, with what to do."""
-    import torch
-
-    from foleycrafter import FoleyCrafterPipeline
-    from foleycrafter.models import AlignmentClassifier
-
     video = str(videos["silent_15"])
     code = main(["generate", video, "-o", str(tmp_path / "refused.wav"), "--model", str(native_model),
                  "--quiet", "--steps", "2", "--alignment-guidance-scale", "1"])  # fmt: skip
     assert code != 0 and not (tmp_path / "refused.wav").exists()
     assert "needs a model with an alignment classifier" in capsys.readouterr().err
-    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
-    torch.manual_seed(0)
-    classifier = AlignmentClassifier(
-        latent_channels=pipe.vae.config.latent_channels,
-        video_dim=pipe.image_encoder.config.projection_dim,
-        hidden_channels=8,
-        num_layers=1,
-    )
-    pipe.register_modules(alignment_classifier=classifier)
-    pipe.save_pretrained(tmp_path / "guided_model")
 
     def audio(name, scale):
         target = tmp_path / f"{name}.wav"
-        main(["generate", video, "-o", str(target), "--model", str(tmp_path / "guided_model"), "--quiet",
+        main(["generate", video, "-o", str(target), "--model", str(model_with_alignment_classifier), "--quiet",
               "--steps", "2", "--alignment-guidance-scale", str(scale)])  # fmt: skip
         return read_audio_track(target, sample_rate=SR)
 

@@ -75,6 +75,14 @@ _FLOOR = 12.0  # nepers below the clip's loudest log-mel value that the input is
 _SCALE = 4.0  # the normalized log-mel is divided by this to bring it near unit range
 
 
+def normalize_level(log_mel: torch.Tensor) -> torch.Tensor:
+    """(B, bands, T) natural-log mel -> the classifiers' input: relative to each clip's loudest cell
+    (the playback level carries no class or timing information), floored ``_FLOOR`` nepers below
+    it, scaled to about unit range."""
+    peak = log_mel.amax(dim=(1, 2), keepdim=True)
+    return (log_mel - peak).clamp_min(-_FLOOR) / _SCALE + 1.0
+
+
 class AudioClassifier(ModelMixin, ConfigMixin):
     """Log-mel CNN: 16 kHz waveform -> embedding (``embedding_dim``) -> class logits.
 
@@ -154,10 +162,7 @@ class AudioClassifier(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"the log-mel has {log_mel.shape[-1]} columns; the classifier needs at least {self.min_columns}."
             )
-        # Relative to the clip's loudest cell: the playback level carries no class information.
-        peak = log_mel.amax(dim=(1, 2), keepdim=True)
-        x = (log_mel - peak).clamp_min(-_FLOOR) / _SCALE + 1.0
-        x = self.features(x.unsqueeze(1))  # (B, C, bands, T')
+        x = self.features(normalize_level(log_mel).unsqueeze(1))  # (B, C, bands, T')
         pooled = torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=1).flatten(1)
         return self.embedding(pooled)
 
@@ -445,14 +450,17 @@ def _log_mels(model: AudioClassifier, audios: list[np.ndarray]) -> list[torch.Te
 
 
 @torch.no_grad()
-def _noise_bank(model: AudioClassifier, seconds: float, generator: torch.Generator) -> list[torch.Tensor]:
-    """Log-mels of white and brown noise, each shifted so that its 95th percentile is 0."""
-    n = int(seconds * model.config.sample_rate)
+def _noise_bank(log_mel, sample_rate: int, seconds: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """Log-mels of white and brown noise, each shifted so that its 95th percentile is 0.
+
+    ``log_mel``: the model's front end, (B, samples) -> (B, bands, T) natural-log mel (before any
+    level normalization)."""
+    n = int(seconds * sample_rate)
     white = torch.randn(n, generator=generator)
     brown = _brown_noise(torch.randn(1, n, generator=generator))[0]
     bank = []
     for noise in (white, brown):
-        mel = model.log_mel((noise / noise.abs().max())[None])[0]
+        mel = log_mel((noise / noise.abs().max())[None])[0]
         bank.append(mel - torch.quantile(mel.flatten()[::7], 0.95))
     return bank
 
@@ -539,7 +547,9 @@ def train_classifier(
             for a in train_audio
         ],
     )
-    noise_bank = _noise_bank(model, 30.0, torch.Generator().manual_seed(seed + 4))
+    noise_bank = _noise_bank(
+        model.log_mel, model.config.sample_rate, 30.0, torch.Generator().manual_seed(seed + 4)
+    )
     del train_audio
     steps_per_epoch = math.ceil(len(train_records) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)

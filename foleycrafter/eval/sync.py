@@ -50,10 +50,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
 from ..spectrogram import MelSpectrogram
+from .classifier import normalize_level
 
 #: The sync classifier trained here on SynthFoley (bundled with the repository).
 DEFAULT_SYNC_CLASSIFIER = Path(__file__).resolve().parents[2] / "checkpoints" / "synthfoley-sync-classifier"
-_FLOOR, _SCALE = 12.0, 4.0  # as the AudioClassifier: nepers below the loudest cell, then / 4
 #: Pair kinds of training and validation.
 TRUE, SHIFTED, OTHER = 0, 1, 2
 KINDS = {TRUE: "true", SHIFTED: "shifted", OTHER: "other"}
@@ -121,9 +121,7 @@ class SyncClassifier(ModelMixin, ConfigMixin):
 
     def log_mel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> level-normalized log-mel (B, n_mels, samples // hop)."""
-        log_mel = self.mel(waveforms)
-        peak = log_mel.amax(dim=(1, 2), keepdim=True)
-        return (log_mel - peak).clamp_min(-_FLOOR) / _SCALE + 1.0
+        return normalize_level(self.mel(waveforms))
 
     def pixels(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, F, H, W, 3) frames -> float (B, F, 3, frame_size, frame_size) in [0, 1]."""
@@ -282,7 +280,7 @@ def train_sync_classifier(
     model (eval mode) and a JSON-ready summary (settings, history, validation and test accuracy per
     pair kind, clean and degraded). ``out_dir``: where to save both (``None``: nowhere)."""
     from ..training.config import learning_rate_factor
-    from .classifier import _Augmenter
+    from .classifier import _Augmenter, _noise_bank
 
     started = time.time()
     torch.manual_seed(seed)
@@ -299,7 +297,7 @@ def train_sync_classifier(
             model.mel(augmenter._griffin_lim(torch.from_numpy(a)[None], int(rng.integers(2, 9))))[0]
             for a in audios
         ]
-    noise = _noise_bank(model, 30.0, torch.Generator().manual_seed(seed + 4))
+    noise = _noise_bank(model.mel, rate, 30.0, torch.Generator().manual_seed(seed + 4))
     columns_per_second = rate / hop
     crop_frames = model.num_frames(crop_seconds)
     crop_columns = int(round(crop_frames / model.config.frame_rate * columns_per_second))
@@ -333,9 +331,7 @@ def train_sync_classifier(
             )
             pictures.append(picture)
             labels.append(float(kind == TRUE))
-        log_mel = augmenter.log_mel(torch.stack(mels), noise)
-        peak = log_mel.amax(dim=(1, 2), keepdim=True)
-        normalized = (log_mel - peak).clamp_min(-_FLOOR) / _SCALE + 1.0
+        normalized = normalize_level(augmenter.log_mel(torch.stack(mels), noise))
         logits = model(normalized, model.pixels(torch.from_numpy(np.stack(pictures))))
         loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(labels))
         optimizer.zero_grad(set_to_none=True)
@@ -405,23 +401,6 @@ def _window(array, start: int, length: int):
         return torch.cat([rows, torch.full((missing, *rows.shape[1:]), float(floor), dtype=rows.dtype)])
     last = rows[-1:] if len(rows) else array[-1:]
     return np.concatenate([rows, np.repeat(last, missing, axis=0)])
-
-
-@torch.no_grad()
-def _noise_bank(model: SyncClassifier, seconds: float, generator: torch.Generator) -> list[torch.Tensor]:
-    """Log-mels of white and brown noise, each shifted so that its 95th percentile is 0 (the noise
-    the augmentation mixes in)."""
-    from .classifier import _brown_noise
-
-    n = int(seconds * model.config.sample_rate)
-    bank = []
-    for noise in (
-        torch.randn(n, generator=generator),
-        _brown_noise(torch.randn(1, n, generator=generator))[0],
-    ):
-        mel = model.mel((noise / noise.abs().max())[None])[0]
-        bank.append(mel - torch.quantile(mel.flatten()[::7], 0.95))
-    return bank
 
 
 # -- command line --------------------------------------------------------------------------------------
