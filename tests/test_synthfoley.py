@@ -275,3 +275,97 @@ def test_command_line(tmp_path):
     assert len(list((tmp_path / "validation").glob("*.mp4"))) == 2
     refused = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert refused.returncode == 2 and "overwrite" in refused.stderr
+    assert all(r["generator_version"] == sf.GENERATOR_VERSION for r in records)
+    older = subprocess.run(
+        [*cmd[:3], os.fspath(tmp_path / "v1"), *cmd[4:], "--version", "1"], env=env, cwd=tmp_path
+    )
+    assert older.returncode == 0
+    assert [r["generator_version"] for r in sf.read_metadata(tmp_path / "v1" / "validation")] == [1, 1]
+
+
+# --- version 2: dynamics ---------------------------------------------------------------------------
+
+
+def test_version_1_clips_keep_their_records_and_differ_from_version_2():
+    old = sf.plan_clip(0, 4, "train", 32, version=1)
+    assert old["generator_version"] == 1 and "event_levels_db" not in old and "dynamics" not in old
+    new = sf.plan_clip(0, 4, "train", 32)
+    assert new["generator_version"] == sf.GENERATOR_VERSION == 2
+    # Version 2 only adds fields: class, timing and caption are version 1's.
+    assert {
+        k: v for k, v in new.items() if k not in ("generator_version", "dynamics", "event_levels_db")
+    } == {k: v for k, v in old.items() if k != "generator_version"}
+    _, audio_old, _ = sf.generate_clip(0, 4, "train", 16, version=1)
+    _, audio_new, _ = sf.generate_clip(0, 4, "train", 16)
+    assert not np.array_equal(audio_old, audio_new)
+    with pytest.raises(ValueError, match="version"):
+        sf.plan_clip(0, 4, "train", 32, version=3)
+
+
+def test_version_2_levels_span_24_db_and_swell_or_fade():
+    records = [sf.plan_clip(0, i, "train", 16) for i in range(64)]
+    levels = [level for r in records for level in r["event_levels_db"]]
+    assert all(len(r["event_levels_db"]) == r["num_events"] for r in records)
+    low, high = sf.EVENT_LEVEL_RANGE
+    assert min(levels) >= low and max(levels) <= high and max(levels) - min(levels) >= 24
+    shapes = Counter(r["dynamics"] for r in records)
+    assert set(shapes) == set(sf.DYNAMICS) and shapes["varied"] > shapes["crescendo"]
+    for r in records:
+        first, last = r["event_levels_db"][0], r["event_levels_db"][-1]
+        if r["dynamics"] == "crescendo" and r["num_events"] >= 2:
+            assert last > first + 8
+        if r["dynamics"] == "decrescendo" and r["num_events"] >= 2:
+            assert first > last + 8
+
+
+def test_version_2_levels_are_heard():
+    """Each event's measured level (RMS in its first 100 ms) follows its planned peak level."""
+    from foleycrafter.loudness import audio_loudness
+    from foleycrafter.timeline import Timeline
+
+    planned, measured = [], []
+    for index in range(16):
+        _, audio, r = sf.generate_clip(1, index, "train", 16)
+        curve = audio_loudness(audio, Timeline())
+        for onset, level in zip(r["onsets"], r["event_levels_db"]):
+            column = int(onset * 100)
+            planned.append(level)
+            measured.append(curve[column : column + 10].max())
+    slope, _ = np.polyfit(planned, measured, 1)
+    assert np.corrcoef(planned, measured)[0, 1] > 0.9 and 0.8 < slope < 1.2
+
+
+def test_version_2_strikes_look_as_hard_as_they_sound():
+    """A loud clap opens the hands wider before it than a soft one; the contact instants stay put."""
+    c = sf.CLASS_NAMES.index("clap")
+    record = sf.plan_clip(2, 0, "train", 128, class_index=c, duration=4.0)
+    record.update(
+        onsets=[1.0, 2.5], num_events=2, event_levels_db=[sf.EVENT_LEVEL_RANGE[0], sf.EVENT_LEVEL_RANGE[1]]
+    )
+    assert sf.event_strengths(record) == pytest.approx([0.35, 1.0])
+    frames = sf.render_frames(record, np.random.default_rng(0))
+    times = np.arange(len(frames)) / record["fps"]
+    cls = sf.CLASSES[c]
+
+    def widest(onset):
+        return max(hands_gap(frames[k], cls) for k in np.flatnonzero((times > onset - 0.6) & (times < onset)))
+
+    soft, loud = widest(1.0), widest(2.5)
+    assert loud > 1.8 * soft > 0
+    for onset in record["onsets"]:
+        assert hands_gap(frames[int(np.ceil(onset * record["fps"] - 1e-9))], cls) == 0
+
+
+def test_strengths_scale_the_approach_and_keep_the_contacts():
+    onsets = [0.5, 1.5]
+    plain = lambda t: sf.contact_height(t, onsets, dwell=0.07, fall=0.2)  # noqa: E731
+    scaled = lambda t: sf.contact_height(t, onsets, dwell=0.07, fall=0.2, strengths=[0.5, 0.8])  # noqa: E731
+    for t in (0.0, 0.4, 0.45):
+        assert scaled(t) == pytest.approx(0.5 * plain(t))
+    for t in (1.0, 1.45, 2.0):  # towards the second onset, then after the last one
+        assert scaled(t) == pytest.approx(0.8 * plain(t))
+    assert scaled(0.5) == scaled(1.55) == 0.0
+    feet = dict(swing=0.3, lift=10.0)
+    assert sf.swing_height(1.4, onsets, **feet, strengths=[1.0, 0.5]) == pytest.approx(
+        0.5 * sf.swing_height(1.4, onsets, **feet)
+    )

@@ -31,10 +31,19 @@ low background noise. All filters are causal, so no energy precedes an onset. Ea
 audible onset: the parts of compound sounds (heel and toe, splash and bubbles) follow within ~80 ms,
 so an onset detector sees one event per ground-truth onset rather than several.
 
-*Determinism.* A clip depends only on ``(seed, split, index)`` (plus the frame size for the
+*Dynamics (version 2).* Each event has a planned peak level between -36 and -6 dBFS
+(``event_levels_db``): independent levels in half of the clips, a straight swell (``crescendo``) or
+fade (``decrescendo``) over the events in the others. The picture shows it: a harder strike swings,
+lifts or drops from proportionally higher in the same time, so it also lands faster; a louder stone
+is bigger and throws its droplets further. Background noise sits at -74 to -62 dBFS, so the
+softest events stay well above it. Version 1 clips (one level per clip, +-4 dB per event, and every
+strike alike) are still generated exactly with ``version=1``.
+
+*Determinism.* A clip depends only on ``(seed, split, index, version)`` (plus the frame size for the
 pictures): the generator derives independent ``numpy.random.default_rng`` streams for the clip plan
 (class, fps, duration, onsets, caption), the audio and the video from
-``numpy.random.SeedSequence``. The audio and the onsets do not depend on the frame size. Splits use
+``numpy.random.SeedSequence`` (version 2 adds a fourth, for the event levels). The audio and the
+onsets do not depend on the frame size. Splits use
 disjoint derived seeds; classes are balanced by assigning each block of ``len(CLASSES)``
 consecutive indices a deterministic permutation of the classes.
 
@@ -45,7 +54,7 @@ Files (:func:`generate_dataset`): ``<out>/<split>/<id>.mp4`` (H.264 yuv420p + AA
 ``<id>.wav`` (the exact ground-truth audio, PCM16; AAC is lossy) and ``metadata.jsonl`` (one record
 per line, see :func:`plan_clip`). Command line::
 
-    python -m foleycrafter.data.synthfoley OUT --split test --num-clips 200 --seed 0
+    python -m foleycrafter.data.synthfoley OUT --split test --num-clips 200 --seed 0 [--version 1]
 
 Modules (everything public is re-exported here, so ``from foleycrafter.data.synthfoley import X``
 works for all of them):
@@ -68,8 +77,11 @@ from .motion import CONTACT_DWELL, contact_height, swing_height
 from .painting import render_frames
 from .planning import (
     DEFAULT_SIZE,
+    DYNAMICS,
+    EVENT_LEVEL_RANGE,
     FPS_CHOICES,
     GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
     HEAD_MARGIN,
     MAX_DURATION,
     MAX_EVENTS,
@@ -81,6 +93,7 @@ from .planning import (
     TAIL_MARGIN,
     class_for_index,
     clip_id,
+    event_strengths,
     plan_clip,
 )
 from .synthesis import synthesize_audio
@@ -91,8 +104,11 @@ __all__ = [
     "CLASS_NAMES",
     "CONTACT_DWELL",
     "DEFAULT_SIZE",
+    "DYNAMICS",
+    "EVENT_LEVEL_RANGE",
     "FPS_CHOICES",
     "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
     "HEAD_MARGIN",
     "MAX_DURATION",
     "MAX_EVENTS",
@@ -106,6 +122,7 @@ __all__ = [
     "class_for_index",
     "clip_id",
     "contact_height",
+    "event_strengths",
     "generate_clip",
     "generate_dataset",
     "main",

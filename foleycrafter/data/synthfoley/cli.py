@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .classes import CLASSES
-from .planning import DEFAULT_SIZE, SPLITS
+from .planning import DEFAULT_SIZE, GENERATOR_VERSION, GENERATOR_VERSIONS, SPLITS
 from .writing import generate_dataset
 
 
@@ -27,10 +27,24 @@ def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="frame width = height (pixels, even)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing split folder's clips")
+    parser.add_argument(
+        "--version",
+        type=int,
+        choices=GENERATOR_VERSIONS,
+        default=GENERATOR_VERSION,
+        help="generator version (2 adds event dynamics; 1 reproduces older datasets)",
+    )
     args = parser.parse_args(argv)
     try:
         records = generate_dataset(
-            args.out_dir, args.split, args.num_clips, args.seed, args.size, args.workers, args.overwrite
+            args.out_dir,
+            args.split,
+            args.num_clips,
+            args.seed,
+            args.size,
+            args.workers,
+            args.overwrite,
+            version=args.version,
         )
     except (FileExistsError, ValueError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
@@ -38,6 +52,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
     seconds = sum(r["duration"] for r in records)
     print(
         f"wrote {len(records)} clips ({seconds / 60:.1f} min) to {Path(args.out_dir) / args.split} "
-        f"(seed {args.seed}, {len(CLASSES)} classes)"
+        f"(seed {args.seed}, {len(CLASSES)} classes, generator version {args.version})"
     )
     return 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from .classes import CLASS_NAMES, CLASSES, SoundClass
 from .motion import CONTACT_DWELL, contact_height, swing_height
+from .planning import event_strengths
 
 # ---------------------------------------------------------------------------------------------------
 # Drawing: scenes in a 128 x 128 unit space scaled to the frame size.
@@ -71,9 +72,13 @@ _SKIN = (225, 170, 130)
 class _Scene:
     """A static layer (drawn once) and moving objects drawn at each frame time (seconds)."""
 
-    def __init__(self, cls: SoundClass, rng: np.random.Generator, size: int, onsets, duration: float):
+    def __init__(
+        self, cls: SoundClass, rng: np.random.Generator, size: int, onsets, duration: float, strengths=None
+    ):
         self.cls, self.size, self.unit = cls, size, size / 128.0
         self.onsets = np.asarray(onsets, dtype=np.float64)
+        # How hard each event is struck (version 2; None: every strike alike, as in version 1).
+        self.strengths = None if strengths is None else np.asarray(strengths, dtype=np.float64)
         self.duration = duration
         self.color = _jitter(rng, cls.color, 6)
         self.target = _jitter(rng, cls.target_color, 6)
@@ -104,7 +109,7 @@ class _Swinger(_Scene):
 
     def angle(self, t: float) -> float:
         return self.rest_angle + self.swing * contact_height(
-            t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall
+            t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall, strengths=self.strengths
         )
 
     def tip(self, angle: float) -> tuple[float, float]:
@@ -195,7 +200,9 @@ class _SpoonGlassScene(_Scene):
         pen.rect(x0 + 3, y0 + 22, x1 - 3, y1 - 3, _mix(self.target, (240, 240, 255), 0.3))  # water inside
 
     def draw(self, pen, t):
-        offset = self.reach * contact_height(t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall)
+        offset = self.reach * contact_height(
+            t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall, strengths=self.strengths
+        )
         cx = self.glass[2] + self.bowl[0] + offset
         cy = self.contact_y
         pen.bar((cx, cy), (cx + 48, cy - 10), 1.5, self.color)
@@ -239,7 +246,9 @@ class _FootstepsScene(_Scene):
         self.shoe = (14 * s, 11 * s)  # half-width, height
         self.lift, self.swing = rng.uniform(14, 22), rng.uniform(0.3, 0.4)
         first = int(rng.integers(2))
-        self.steps = [self.onsets[(np.arange(len(self.onsets)) + first) % 2 == f] for f in (0, 1)]
+        feet = [(np.arange(len(self.onsets)) + first) % 2 == f for f in (0, 1)]
+        self.steps = [self.onsets[foot] for foot in feet]
+        self.step_strengths = [None if self.strengths is None else self.strengths[foot] for foot in feet]
         self.trousers = _jitter(rng, (45, 55, 85), 10)
 
     def draw_static(self, pen, rng):
@@ -251,8 +260,10 @@ class _FootstepsScene(_Scene):
 
     def draw(self, pen, t):
         w, h = self.shoe
-        for x, steps in zip(self.feet_x, self.steps):
-            bottom = self.ground - swing_height(t, steps, swing=self.swing, lift=self.lift)
+        for x, steps, strengths in zip(self.feet_x, self.steps, self.step_strengths):
+            bottom = self.ground - swing_height(
+                t, steps, swing=self.swing, lift=self.lift, strengths=strengths
+            )
             pen.rect(x - 8, -2, x + 8, bottom - h + 2, self.trousers)
             pen.rect(x - w, bottom - h, x + w - 4, bottom, self.color)
             pen.ellipse((x + w - 5, bottom - h / 2), (5, h / 2), self.color)
@@ -270,7 +281,9 @@ class _ClapScene(_Scene):
         pen.rect(0, 110, 128, 128, _shade(self.cls.background, 0.6))
 
     def draw(self, pen, t):
-        gap = self.open * contact_height(t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall)
+        gap = self.open * contact_height(
+            t, self.onsets, dwell=CONTACT_DWELL, fall=self.fall, strengths=self.strengths
+        )
         cx, cy = self.center
         hw, hh = self.hand
         for side in (-1, 1):
@@ -289,13 +302,21 @@ class _BallScene(_Scene):
         self.x = 64 + rng.uniform(-14, 14)
         self.fall = rng.uniform(0.34, 0.42)  # seconds to fall from the top of the frame to the floor
         self.contacts = np.concatenate([[-1.0 - CONTACT_DWELL], self.onsets, [self.duration + 1.0]])
+        # The arcs before the first and after the last bounce take those bounces' strengths.
+        self.contact_strengths = (
+            None
+            if self.strengths is None or not len(self.strengths)
+            else np.concatenate([self.strengths[:1], self.strengths, self.strengths[-1:]])
+        )
 
     def draw_static(self, pen, rng):
         pen.rect(0, self.floor, 128, 128, self.target)
         pen.rect(0, self.floor, 128, self.floor + 1.5, _shade(self.target, 1.2))
 
     def draw(self, pen, t):
-        h = contact_height(t, self.contacts, dwell=CONTACT_DWELL, fall=self.fall, rest=None)
+        h = contact_height(
+            t, self.contacts, dwell=CONTACT_DWELL, fall=self.fall, rest=None, strengths=self.contact_strengths
+        )
         r = self.r
         if h == 0.0:  # squash while touching the floor
             i = int(np.searchsorted(self.contacts, t, side="right")) - 1
@@ -317,13 +338,18 @@ class _StoneWaterScene(_Scene):
         self.surface = 84 + rng.uniform(-6, 6)
         self.fall = rng.uniform(0.4, 0.5)
         self.stones = []
-        for _ in self.onsets:
-            r = rng.uniform(5, 8)
+        strengths = np.ones(len(self.onsets)) if self.strengths is None else self.strengths
+        for strength in strengths:
+            # A louder splash is a bigger stone throwing its droplets faster.
+            r = rng.uniform(5, 8) * (0.4 + 0.6 * strength)
             angles = np.sort(rng.uniform(0, 2 * np.pi, 9))
             radii = r * rng.uniform(0.8, 1.15, 9)
             shape = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
             shape[:, 1] -= shape[:, 1].max()  # origin at the lowest point
-            drops = [(rng.uniform(-35, 35), rng.uniform(-110, -60)) for _ in range(int(rng.integers(4, 7)))]
+            drops = [
+                (strength * rng.uniform(-35, 35), strength * rng.uniform(-110, -60))
+                for _ in range(int(rng.integers(4, 7)))
+            ]
             self.stones.append((rng.uniform(22, 106), shape, drops))
 
     def draw_static(self, pen, rng):
@@ -383,7 +409,7 @@ def render_frames(record: dict, rng: np.random.Generator, noise: float = 2.0) ->
 
     Args:
         record: from :func:`plan_clip` (uses ``class_name``, ``onsets``, ``duration``, ``fps``,
-            ``num_frames``, ``width``).
+            ``num_frames``, ``width``, and version 2's ``event_levels_db``: see :func:`event_strengths`).
         rng: the random stream (consumed): scene jitter and per-frame pixel noise.
         noise: standard deviation of the per-pixel Gaussian noise, in 8-bit levels.
 
@@ -393,7 +419,7 @@ def render_frames(record: dict, rng: np.random.Generator, noise: float = 2.0) ->
     rate = Fraction(record["fps_fraction"])
     cls = CLASSES[CLASS_NAMES.index(record["class_name"])]
     size = int(record["width"])
-    scene = _SCENES[cls.name](cls, rng, size, record["onsets"], record["duration"])
+    scene = _SCENES[cls.name](cls, rng, size, record["onsets"], record["duration"], event_strengths(record))
     frames = np.empty((record["num_frames"], size, size, 3), np.uint8)
     for k in range(record["num_frames"]):
         img = scene.frame(float(Fraction(k) / rate)).astype(np.float32)

@@ -14,7 +14,11 @@ import numpy as np
 
 from .classes import CLASSES
 
-GENERATOR_VERSION = 1
+#: The newest generator; clips of every version in :data:`GENERATOR_VERSIONS` stay reproducible.
+#: Version 2 adds dynamics: per-event levels over a 30 dB range, sequences that swell or fade, and
+#: strikes whose visible swing grows with their loudness.
+GENERATOR_VERSION = 2
+GENERATOR_VERSIONS = (1, 2)
 SAMPLE_RATE = 16000
 #: Frame rates a clip may have (29.97 is exactly 30000/1001).
 FPS_CHOICES: tuple[Fraction, ...] = (
@@ -31,6 +35,10 @@ MIN_GAP = 0.25  # seconds between consecutive onsets, at least
 HEAD_MARGIN = 0.15  # no onset earlier than this (seconds)
 TAIL_MARGIN = 0.3  # no onset later than duration - this (seconds)
 DEFAULT_SIZE = 128  # frame width = height, pixels
+#: How a version-2 clip's event levels evolve: independent, rising, or falling over the clip.
+DYNAMICS = ("varied", "crescendo", "decrescendo")
+#: Peak level (dBFS) of the softest and the loudest possible event, version 2.
+EVENT_LEVEL_RANGE = (-36.0, -6.0)
 
 _NAMESPACE = 0x5F01E  # mixed into every SeedSequence so SynthFoley streams differ from other uses
 
@@ -72,6 +80,39 @@ def _streams(seed: int, index: int, split: str) -> tuple[np.random.Generator, ..
     return tuple(np.random.default_rng(child) for child in ss.spawn(3))  # plan, audio, video
 
 
+def _dynamics_stream(seed: int, index: int, split: str) -> np.random.Generator:
+    """Version 2's own stream (a fourth child), so version 1's three streams stay unchanged."""
+    ss = np.random.SeedSequence([_NAMESPACE, 0, int(seed), _split_code(split), int(index)])
+    return np.random.default_rng(ss.spawn(4)[3])
+
+
+def _draw_event_levels(rng: np.random.Generator, count: int) -> tuple[str, list[float]]:
+    """A dynamics shape and each event's peak level (dBFS) within :data:`EVENT_LEVEL_RANGE`.
+
+    ``varied``: independent levels. ``crescendo`` / ``decrescendo``: a straight line from a soft
+    start (-36 to -26 dB) to a loud end (-14 to -6 dB), or back, each event within +-2 dB of it.
+    """
+    low, high = EVENT_LEVEL_RANGE
+    shape = DYNAMICS[int(rng.choice(len(DYNAMICS), p=[0.5, 0.25, 0.25]))]
+    if shape == "varied" or count < 2:
+        levels = rng.uniform(low, high, size=count)
+    else:
+        soft, loud = rng.uniform(low, low + 10), rng.uniform(high - 8, high)
+        ramp = np.linspace(soft, loud, count) if shape == "crescendo" else np.linspace(loud, soft, count)
+        levels = ramp + rng.uniform(-2, 2, size=count)
+    return shape, [round(float(level), 2) for level in np.clip(levels, low, high)]
+
+
+def event_strengths(record: dict) -> list[float] | None:
+    """How hard each event of a clip is struck, from 0.35 (softest level) to 1 (loudest): the
+    factor its visible approach (swing, lift, drop) is scaled by. ``None`` for version 1 clips."""
+    levels = record.get("event_levels_db")
+    if levels is None:
+        return None
+    low, high = EVENT_LEVEL_RANGE
+    return [0.35 + 0.65 * (level - low) / (high - low) for level in levels]
+
+
 def _draw_onsets(rng: np.random.Generator, duration: float, count: int) -> list[float]:
     """``count`` sorted onsets on the sample grid in [HEAD, duration - TAIL], gaps >= MIN_GAP."""
     first = math.ceil(HEAD_MARGIN * SAMPLE_RATE)
@@ -93,6 +134,7 @@ def plan_clip(
     class_index: int | None = None,
     duration: float | None = None,
     fps: float | None = None,
+    version: int = GENERATOR_VERSION,
 ) -> dict:
     """The ground-truth record of a clip, without rendering it (cheap).
 
@@ -103,6 +145,8 @@ def plan_clip(
         class_index, duration, fps: optional overrides (tests, tools); the dataset never uses them.
             ``duration`` (seconds) is snapped to a whole number of frames; ``fps`` must be one of
             :data:`FPS_CHOICES` (29.97 means 30000/1001).
+        version: generator version (:data:`GENERATOR_VERSIONS`); a clip of an older version is
+            exactly what that version generated.
 
     Returns:
         A JSON-serialisable dict: ``id``, ``split``, ``index``, ``seed``, ``class_name``,
@@ -110,8 +154,11 @@ def plan_clip(
         ``num_events``, ``duration`` (seconds, exactly ``num_frames / fps``), ``fps`` (float),
         ``fps_fraction`` (e.g. ``"30000/1001"``), ``num_frames``, ``sample_rate``, ``num_samples``
         (``round(duration * sample_rate)``), ``width``, ``height``, ``video`` and ``audio`` (file
-        names in the split folder), ``generator_version``.
+        names in the split folder), ``generator_version``. Version 2 adds ``dynamics`` (one of
+        :data:`DYNAMICS`) and ``event_levels_db`` (each event's peak level in dBFS, in onset order).
     """
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"version must be one of {GENERATOR_VERSIONS}, got {version!r}")
     _check_seed(seed, index)
     if int(size) != size or size < 16 or size % 2:
         raise ValueError(f"size must be an even number of pixels >= 16, got {size!r}")
@@ -141,7 +188,7 @@ def plan_clip(
     onsets = _draw_onsets(onset_rng, clip_duration, count)
     sound = CLASSES[cls]
     name = clip_id(seed, index, split)
-    return {
+    record = {
         "id": name,
         "split": split,
         "index": int(index),
@@ -163,5 +210,10 @@ def plan_clip(
         "height": int(size),
         "video": f"{name}.mp4",
         "audio": f"{name}.wav",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": int(version),
     }
+    if version >= 2:
+        record["dynamics"], record["event_levels_db"] = _draw_event_levels(
+            _dynamics_stream(seed, index, split), len(onsets)
+        )
+    return record

@@ -195,7 +195,11 @@ _SYNTHS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
 
 
 def synthesize_audio(
-    class_name: str, onsets: Sequence[float], num_samples: int, rng: np.random.Generator
+    class_name: str,
+    onsets: Sequence[float],
+    num_samples: int,
+    rng: np.random.Generator,
+    event_levels_db: Sequence[float] | None = None,
 ) -> np.ndarray:
     """The soundtrack of a clip: one event of ``class_name`` starting at each onset, plus noise.
 
@@ -204,23 +208,31 @@ def synthesize_audio(
         onsets: event start times in seconds (each becomes sample ``round(t * SAMPLE_RATE)``).
         num_samples: length of the result in samples.
         rng: the random stream (consumed).
+        event_levels_db: each event's peak level (dBFS), version 2; ``None`` draws them as version 1
+            did (the clip's level, -14 to -6 dBFS, +-4 dB per event).
 
     Returns:
         float32 ``(num_samples,)`` at :data:`SAMPLE_RATE`, peak at most 0.95 (never clipped). Each
-        event has its own pitch, decay and loudness (peak at the clip's level, -14 to -6 dBFS, +-4 dB);
-        background noise is low-passed white noise at -62 to -50 dBFS RMS.
+        event has its own pitch, decay and loudness; background noise is low-passed white noise at -62 to -50 dBFS RMS (version 2: -74 to -62).
     """
     synth = _SYNTHS[class_name]
     noise = _filter(rng.standard_normal(num_samples), "lowpass", rng.uniform(1000, 4000), order=1)
-    noise *= 10 ** (rng.uniform(-62, -50) / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+    # Version 2's softest events peak at -36 dBFS: its background sits lower, so they stay well above it.
+    floor = (-62, -50) if event_levels_db is None else (-74, -62)
+    noise *= 10 ** (rng.uniform(*floor) / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
     out = noise
-    level = rng.uniform(-14, -6)  # the clip's loudness; events vary around it
-    for onset in onsets:
+    if event_levels_db is not None and len(event_levels_db) != len(onsets):
+        raise ValueError(f"event_levels_db has {len(event_levels_db)} levels for {len(onsets)} onsets.")
+    level = rng.uniform(-14, -6) if event_levels_db is None else 0.0  # version 1: the clip's loudness
+    for number, onset in enumerate(onsets):
         start = int(round(onset * SAMPLE_RATE))
         if start >= num_samples:
             continue
         event = synth(rng, num_samples - start)[: num_samples - start]
-        gain = 10 ** ((level + rng.uniform(-4, 4)) / 20)
+        if event_levels_db is None:
+            gain = 10 ** ((level + rng.uniform(-4, 4)) / 20)
+        else:
+            gain = 10 ** (event_levels_db[number] / 20)
         out[start : start + len(event)] += gain * event / np.abs(event).max()
     peak = float(np.abs(out).max())
     if peak > 0.95:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .painting import render_frames
-from .planning import DEFAULT_SIZE, SAMPLE_RATE, _split_code, _streams, plan_clip
+from .planning import DEFAULT_SIZE, GENERATOR_VERSION, SAMPLE_RATE, _split_code, _streams, plan_clip
 from .synthesis import synthesize_audio
 
 
@@ -33,7 +33,7 @@ def generate_clip(
         index: clip number within the split (non-negative int).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         size: frame width = height in pixels (even).
-        **overrides: ``class_index``, ``duration`` (s), ``fps`` -- see :func:`plan_clip`.
+        **overrides: ``class_index``, ``duration`` (s), ``fps``, ``version`` -- see :func:`plan_clip`.
 
     Returns:
         ``(frames, audio, record)``: frames uint8 ``(num_frames, size, size, 3)`` RGB, frame ``k`` at
@@ -42,7 +42,13 @@ def generate_clip(
     """
     record = plan_clip(seed, index, split, size, **overrides)
     _, audio_rng, video_rng = _streams(seed, index, split)
-    audio = synthesize_audio(record["class_name"], record["onsets"], record["num_samples"], audio_rng)
+    audio = synthesize_audio(
+        record["class_name"],
+        record["onsets"],
+        record["num_samples"],
+        audio_rng,
+        record.get("event_levels_db"),
+    )
     frames = render_frames(record, video_rng)
     return frames, audio, record
 
@@ -94,10 +100,10 @@ def write_mp4(
         raise RuntimeError(f"ffmpeg failed ({done.returncode}) writing {path}: {' | '.join(tail)}")
 
 
-def _write_clip(job: tuple[int, int, str, int, str]) -> dict:
-    seed, index, split, size, folder = job
+def _write_clip(job: tuple[int, int, str, int, str, int]) -> dict:
+    seed, index, split, size, folder, version = job
     cv2.setNumThreads(1)
-    frames, audio, record = generate_clip(seed, index, split, size)
+    frames, audio, record = generate_clip(seed, index, split, size, version=version)
     folder = Path(folder)
     wav, mp4 = folder / record["audio"], folder / record["video"]
     tmp_wav, tmp_mp4 = folder / f".{wav.name}.partial", folder / f".{mp4.name}.partial"
@@ -130,6 +136,7 @@ def generate_dataset(
     size: int = DEFAULT_SIZE,
     workers: int = 1,
     overwrite: bool = False,
+    version: int = GENERATOR_VERSION,
 ) -> list[dict]:
     """Write ``num_clips`` clips of ``split`` to ``out_dir/<split>/``.
 
@@ -146,6 +153,7 @@ def generate_dataset(
         workers: processes (1: in this process).
         overwrite: replace the clips and metadata of an existing non-empty split folder; otherwise
             such a folder raises :class:`FileExistsError`.
+        version: generator version (:data:`GENERATOR_VERSIONS`); older versions stay reproducible.
 
     Returns:
         The records, in index order.
@@ -153,14 +161,14 @@ def generate_dataset(
     _split_code(split)
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips!r}")
-    plan_clip(seed, 0, split, size)  # validates the arguments before touching the disk
+    plan_clip(seed, 0, split, size, version=version)  # validates the arguments before touching the disk
     folder = Path(out_dir) / split
     if folder.is_dir() and any(folder.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
         _clear_split(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(int(seed), i, split, int(size), os.fspath(folder)) for i in range(int(num_clips))]
+    jobs = [(int(seed), i, split, int(size), os.fspath(folder), int(version)) for i in range(int(num_clips))]
     if workers > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:

@@ -1,0 +1,139 @@
+"""Loudness curves: measurement, hand-made points, files, roughening and the condition image."""
+
+import json
+
+import numpy as np
+import pytest
+
+from foleycrafter.loudness import (
+    LOUDNESS_FLOOR_DB,
+    audio_loudness,
+    check_loudness,
+    loudness_error_db,
+    loudness_from_points,
+    loudness_to_condition,
+    read_loudness_file,
+    roughen_loudness,
+)
+from foleycrafter.timeline import Timeline
+
+TIMELINE = Timeline()  # 16 kHz, hop 160: 100 columns per second
+
+
+def test_audio_loudness_measures_rms_per_column():
+    rng = np.random.default_rng(0)
+    seconds = 2.0
+    t = np.arange(int(seconds * 16000)) / 16000
+    # A full-scale sine is -3.01 dBFS; the second half is 20 dB quieter.
+    wave = np.sin(2 * np.pi * 440 * t) * np.where(t < 1.0, 1.0, 0.1)
+    curve = audio_loudness(wave + 1e-6 * rng.standard_normal(t.size), TIMELINE)
+    assert curve.shape == (200,) and curve.dtype == np.float32
+    np.testing.assert_allclose(curve[10:90], -3.01, atol=0.05)
+    np.testing.assert_allclose(curve[110:190], -23.01, atol=0.05)
+    # The step falls where the mel frames straddle it (the 1024-sample window is 6.4 columns wide).
+    assert -23.1 < curve[104] < curve[96] < -2.9
+
+
+def test_audio_loudness_floor_and_empty():
+    curve = audio_loudness(np.zeros(1600), TIMELINE)
+    assert curve.shape == (10,) and np.all(curve == LOUDNESS_FLOOR_DB)
+    with pytest.raises(ValueError, match="empty"):
+        audio_loudness(np.zeros(0), TIMELINE)
+
+
+def test_points_are_joined_by_lines_and_held_at_the_ends():
+    curve = loudness_from_points([1.0, 2.0], [-40.0, -20.0], duration=3.0, timeline=TIMELINE)
+    assert curve.shape == (TIMELINE.window_columns,)
+    assert np.all(curve[:100] == -40.0)  # held before the first point
+    np.testing.assert_allclose(curve[150], -40 + 20 * 0.505, atol=1e-4)  # column centre 1.505 s
+    assert np.all(curve[200:300] == -20.0)  # held after the last point
+    assert np.all(curve[300:] == LOUDNESS_FLOOR_DB)  # after the clip
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        (([1.0, 0.5], [-20, -30]), "increase strictly"),
+        (([0.0, 5.0], [-20, -30]), "within the clip"),
+        (([0.0], [3.0]), "dBFS"),
+        (([0.0], [-120.0]), "silence"),
+        (([0.0, 1.0], [-20.0]), "as many times as levels"),
+    ],
+)
+def test_bad_points_are_refused(points, message):
+    with pytest.raises(ValueError, match=message):
+        loudness_from_points(*points, duration=3.0, timeline=TIMELINE)
+
+
+def test_check_loudness_accepts_every_form_alike():
+    expected = loudness_from_points([0.0, 2.0], [-30.0, -10.0], 2.5, TIMELINE)
+    for given in (
+        ([0.0, 2.0], [-30.0, -10.0]),
+        {"times": [0.0, 2.0], "db": [-30.0, -10.0]},
+        [[0.0, -30.0], [2.0, -10.0]],
+    ):
+        np.testing.assert_array_equal(check_loudness(given, 2.5, TIMELINE), expected)
+    # A short per-column array is held at its last value up to the clip's end.
+    curve = check_loudness(np.full(100, -12.0), 2.5, TIMELINE)
+    assert np.all(curve[:250] == -12.0) and np.all(curve[250:] == LOUDNESS_FLOOR_DB)
+    with pytest.raises(ValueError, match="one model window holds 1024"):
+        check_loudness(np.full(2000, -12.0), 2.5, TIMELINE)
+    with pytest.raises(ValueError, match="'db'"):
+        check_loudness({"times": [0.0]}, 2.5, TIMELINE)
+    with pytest.raises(ValueError, match="not finite"):
+        check_loudness(np.array([-10.0, np.nan]), 2.5, TIMELINE)
+
+
+def test_loudness_files(tmp_path):
+    csv_file = tmp_path / "curve.csv"
+    csv_file.write_text("time,db\n0, -30\n1.5s, -6 dB\n# a comment\n3,-40\n")
+    assert read_loudness_file(csv_file) == ([0.0, 1.5, 3.0], [-30.0, -6.0, -40.0])
+    json_file = tmp_path / "curve.json"
+    json_file.write_text(json.dumps({"times": [0, 2], "db": [-20, -10]}))
+    assert read_loudness_file(json_file) == ([0.0, 2.0], [-20.0, -10.0])
+    json_file.write_text(json.dumps([[0, -20], [2, -10]]))
+    assert read_loudness_file(json_file) == ([0.0, 2.0], [-20.0, -10.0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,-20\n1,loud\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_loudness_file(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_loudness_file(tmp_path / "missing.csv")
+
+
+def test_roughened_curves_stay_close_and_keep_the_floor():
+    rng = np.random.default_rng(0)
+    seconds = 4.0
+    t = np.arange(int(seconds * 16000)) / 16000
+    # Four hits with exponential decays, 18 dB apart at most.
+    envelope = np.zeros_like(t)
+    for onset, gain in [(0.5, 1.0), (1.5, 0.3), (2.5, 0.125), (3.2, 0.6)]:
+        after = t >= onset
+        envelope[after] += gain * np.exp(-(t[after] - onset) / 0.15)
+    wave = envelope * np.sin(2 * np.pi * 300 * t) + 1e-3 * rng.standard_normal(t.size)
+    measured = audio_loudness(wave, TIMELINE)
+    curve = np.full(TIMELINE.window_columns, LOUDNESS_FLOOR_DB, dtype=np.float32)
+    curve[: measured.size] = measured
+    errors, changed = [], 0
+    for seed in range(20):
+        rough = roughen_loudness(curve, measured.size, np.random.default_rng(seed), TIMELINE)
+        assert rough.shape == curve.shape and np.all(rough[measured.size :] == LOUDNESS_FLOOR_DB)
+        assert rough.max() <= 0 and rough.min() >= LOUDNESS_FLOOR_DB
+        errors.append(np.abs(rough[: measured.size] - measured).mean())
+        changed += not np.allclose(rough, curve)
+    assert changed >= 18  # nearly every draw alters the curve...
+    assert 0.3 < np.median(errors) < 8.0  # ...but keeps its shape (dB)
+    # The same seed gives the same curve.
+    np.testing.assert_array_equal(
+        roughen_loudness(curve, measured.size, np.random.default_rng(3), TIMELINE),
+        roughen_loudness(curve, measured.size, np.random.default_rng(3), TIMELINE),
+    )
+
+
+def test_condition_image_and_error():
+    curves = np.array([[LOUDNESS_FLOOR_DB, -40.0, 0.0]])
+    image = loudness_to_condition(curves, n_mels=4)
+    assert image.shape == (1, 1, 4, 3)
+    np.testing.assert_allclose(image[0, 0, 2].numpy(), [-1.0, 0.0, 1.0])
+    assert loudness_error_db(np.array([-20.0, -70.0, -80.0]), np.array([-26.0, -80.0, -80.0])) == 6.0
+    assert np.isnan(loudness_error_db(np.full(3, -80.0), np.full(3, -75.0)))
