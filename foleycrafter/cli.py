@@ -156,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=_onset_times,
         help="onset times in seconds, e.g. 0.5,1.2 (replace the onset detector; 'none': no sound events)",
     )
+    loudness = generate.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "--loudness",
+        metavar="FILE",
+        help='how loud each moment should be: a .csv (rows: seconds, dBFS) or .json ({"times": [...], '
+        '"db": [...]}) of points joined by straight lines; needs a model with a loudness controller',
+    )
+    loudness.add_argument(
+        "--loudness-from",
+        metavar="REF",
+        help="follow the loudness of a reference recording (audio or video file): its RMS per mel "
+        "column, cut or padded with silence to each video's length",
+    )
+    generate.add_argument(
+        "--loudness-scale",
+        type=non_negative,
+        default=1.0,
+        help="how strongly the sound follows --loudness / --loudness-from (default 1.0; 0 = off)",
+    )
     generate.add_argument(
         "--timing",
         choices=["exact", "release"],
@@ -497,6 +516,7 @@ def _generate(args, processes: Processes) -> int:
             "train alignment --model ... --data ... --out ...` and pass its final/ folder as --model, "
             "or leave the option at 0."
         )
+    loudness_source = _loudness_source(args, pipe)
     failures: list[tuple[Job, str]] = []
     written = []
     progress = tqdm(
@@ -506,9 +526,10 @@ def _generate(args, processes: Processes) -> int:
         started = time.perf_counter()
         settings = _video_settings(job, args)
         try:
+            info = probed.get(job.video) or read_video_info(job.video)
             generate_file(
                 pipe,
-                probed.get(job.video, job.video),
+                info,
                 job.output,
                 overwrite=args.overwrite,
                 keep_original_audio=args.keep_original_audio,
@@ -519,6 +540,8 @@ def _generate(args, processes: Processes) -> int:
                 semantic_scale=args.semantic_scale,
                 temporal_scale=args.temporal_scale,
                 alignment_guidance_scale=args.alignment_guidance_scale,
+                loudness=loudness_source(info.duration) if loudness_source else None,
+                loudness_scale=args.loudness_scale,
                 onsets=settings["onsets"],
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,
@@ -563,6 +586,28 @@ def generate_jobs(args) -> list[Job]:
     if not args.inputs:
         raise UsageError("no videos given: pass video files, folders or glob patterns, or --manifest FILE.")
     return plan_jobs(expand_inputs(args.inputs), args.output, args.format)
+
+
+def _loudness_source(args, pipe):
+    """``duration (s) -> curve`` for ``--loudness`` / ``--loudness-from``, read once before the
+    videos; ``None`` when neither was given. Refuses a model without a loudness controller."""
+    if not (args.loudness or args.loudness_from):
+        return None
+    option = "--loudness" if args.loudness else "--loudness-from"
+    if pipe.components.get("loudness_controller") is None:
+        raise UsageError(
+            f"{option} needs a model with a loudness controller, and {args.model or 'the default model'} "
+            "has none: train one with `foleycrafter train loudness --model ... --data ... --out ...` and "
+            "pass its final/ folder as --model."
+        )
+    from .loudness import fit_to_clip, read_loudness_file, reference_loudness
+
+    if args.loudness:
+        points = read_loudness_file(args.loudness)
+        return lambda duration: points
+    timeline = pipe.timeline(args.timing)
+    curve = reference_loudness(args.loudness_from, timeline)
+    return lambda duration: fit_to_clip(curve, duration, timeline)
 
 
 def _video_settings(job: Job, args) -> dict:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,60 +76,24 @@ def audio_loudness(
     return np.maximum(10 * np.log10(np.maximum(power, 1e-20)), floor_db).astype(np.float32)
 
 
-def loudness_from_points(
-    times: Sequence[float],
-    levels_db: Sequence[float],
-    duration: float,
-    timeline: Timeline,
-) -> np.ndarray:
-    """A curve through hand-placed points, joined by straight lines in dB.
+LoudnessPoints = tuple[np.ndarray, np.ndarray]
 
-    Before the first point the curve holds the first level, after the last point the last level
-    (a single point is a constant level).
+
+def loudness_points(loudness, duration: float, timeline: Timeline, name: str = "loudness") -> LoudnessPoints:
+    """Validate a caller's curve for a whole clip and turn it into points ``(seconds, dBFS)``.
 
     Args:
-        times: seconds from the start of the clip, each in ``[0, duration]``, strictly increasing.
-        levels_db: dBFS at each time, each in ``[LOUDNESS_FLOOR_DB, 0]``.
-        duration: clip length (s); later columns hold :data:`LOUDNESS_FLOOR_DB`.
+        loudness: one of: points as a ``(times, levels)`` pair of sequences, a dict
+            ``{"times": [...], "db": [...]}`` or a list of ``(seconds, dB)`` pairs; or one value per
+            mel column of the clip (``timeline.columns_per_second`` per second, at most
+            ``clip_columns(duration)`` values; a shorter array holds its last value to the end).
+            Times are seconds from the clip's start, within ``[0, duration]``, strictly increasing;
+            levels are dBFS in ``[LOUDNESS_FLOOR_DB, 0]``.
+        duration: the clip's length (s).
 
     Returns:
-        float32 ``(window_columns,)`` in dBFS.
-    """
-    times = np.asarray(list(times), dtype=np.float64)
-    levels = np.asarray(list(levels_db), dtype=np.float64)
-    if times.ndim != 1 or times.size == 0 or times.shape != levels.shape:
-        raise ValueError(
-            f"loudness points need as many times as levels (at least one of each); got {times.size} "
-            f"times and {levels.size} levels."
-        )
-    if not (np.all(np.isfinite(times)) and np.all(np.isfinite(levels))):
-        raise ValueError("loudness points must be finite numbers (seconds, dB).")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError(f"loudness point times must increase strictly; got {times.tolist()}.")
-    if times[0] < 0 or times[-1] > duration + 1e-9:
-        raise ValueError(
-            f"loudness point times must lie within the clip [0, {duration:.3f}] s; got {times.tolist()}."
-        )
-    _check_levels(levels, "loudness points")
-    count = timeline.active_columns(duration)
-    centres = (np.arange(count) + 0.5) / timeline.columns_per_second
-    curve = np.full(timeline.window_columns, LOUDNESS_FLOOR_DB, dtype=np.float32)
-    curve[:count] = np.interp(centres, times, levels)
-    return curve
-
-
-def check_loudness(loudness, duration: float, timeline: Timeline, name: str = "loudness") -> np.ndarray:
-    """Validate a caller's curve and put it on one window's columns.
-
-    Args:
-        loudness: one of: a per-column array (``(columns,)``, at most ``window_columns`` long; shorter
-            arrays are extended with their last value up to the clip's end); a ``(times, levels)``
-            pair of sequences; a dict ``{"times": [...], "db": [...]}``; or a list of
-            ``(seconds, dB)`` pairs.
-        duration: the window's clip length (s).
-
-    Returns:
-        float32 ``(window_columns,)`` in dBFS, :data:`LOUDNESS_FLOOR_DB` after ``duration``.
+        ``(times, levels)`` float64 arrays; between points the level is joined by straight lines in
+        dB, before the first and after the last it is held (:func:`window_loudness`).
 
     Raises:
         ValueError: naming ``name``, what was expected and what to do.
@@ -139,30 +104,83 @@ def check_loudness(loudness, duration: float, timeline: Timeline, name: str = "l
             raise ValueError(
                 f"{name} as a dict needs the keys 'times' (seconds) and 'db' (dBFS); missing {sorted(missing)}."
             )
-        return loudness_from_points(loudness["times"], loudness["db"], duration, timeline)
+        return _checked_points(loudness["times"], loudness["db"], duration, name)
     if isinstance(loudness, tuple) and len(loudness) == 2 and all(np.ndim(part) == 1 for part in loudness):
-        return loudness_from_points(loudness[0], loudness[1], duration, timeline)
-    array = np.asarray(torch.as_tensor(np.asarray(loudness, dtype=np.float64)).cpu(), dtype=np.float64)
+        return _checked_points(loudness[0], loudness[1], duration, name)
+    try:
+        array = np.asarray(torch.as_tensor(loudness).cpu(), dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            f"{name} must be dB values per mel column or (seconds, dB) points; got {type(loudness).__name__}."
+        ) from None
     if array.ndim == 2 and array.shape[1] == 2:
-        return loudness_from_points(array[:, 0], array[:, 1], duration, timeline)
+        return _checked_points(array[:, 0], array[:, 1], duration, name)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(
             f"{name} must be one dB value per mel column, (seconds, dB) points or "
             f"{{'times': [...], 'db': [...]}}; got an array of shape {tuple(array.shape)}."
         )
-    if array.size > timeline.window_columns:
+    count = max(1, timeline.clip_columns(duration))
+    if array.size > count:
         raise ValueError(
-            f"{name} has {array.size} columns; one model window holds {timeline.window_columns} "
-            f"({timeline.columns_per_second:g} per second). Give points in seconds instead, or cut it per window."
+            f"{name} has {array.size} values, but the {duration:.2f} s clip has {count} mel columns "
+            f"({timeline.columns_per_second:g} per second). Give one value per column, or points in seconds."
         )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} holds values that are not finite numbers; give dBFS levels.")
     _check_levels(array, name)
+    return (np.arange(array.size) + 0.5) / timeline.columns_per_second, array
+
+
+def _checked_points(times, levels, duration: float, name: str) -> LoudnessPoints:
+    try:
+        times = np.asarray(list(times), dtype=np.float64)
+        levels = np.asarray(list(levels), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: points must be numbers (seconds, dB).") from None
+    if times.ndim != 1 or times.size == 0 or times.shape != levels.shape:
+        raise ValueError(
+            f"{name} needs as many times as levels (at least one of each); got {times.size} "
+            f"times and {levels.size} levels."
+        )
+    if not (np.all(np.isfinite(times)) and np.all(np.isfinite(levels))):
+        raise ValueError(f"{name}: points must be finite numbers (seconds, dB).")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"{name}: point times must increase strictly; got {times.tolist()}.")
+    if times[0] < 0 or times[-1] > duration + 1e-9:
+        raise ValueError(
+            f"{name}: point times must lie within the clip [0, {duration:.3f}] s; got {times.tolist()}."
+        )
+    _check_levels(levels, name)
+    return times, levels
+
+
+def window_loudness(points: LoudnessPoints, start: float, duration: float, timeline: Timeline) -> np.ndarray:
+    """One model window's curve from a clip's points.
+
+    Args:
+        points: ``(times, levels)`` from :func:`loudness_points` (seconds from the clip's start, dBFS).
+        start: the window's start in the clip (s).
+        duration: seconds of audio the window renders; later columns hold :data:`LOUDNESS_FLOOR_DB`.
+
+    Returns:
+        float32 ``(window_columns,)`` in dBFS: the points joined by straight lines, sampled at each
+        column's centre.
+    """
+    times, levels = points
     count = timeline.active_columns(duration)
+    centres = start + (np.arange(count) + 0.5) / timeline.columns_per_second
     curve = np.full(timeline.window_columns, LOUDNESS_FLOOR_DB, dtype=np.float32)
-    curve[: min(array.size, count)] = array[:count]
-    curve[array.size : count] = array[-1]
+    curve[:count] = np.interp(centres, times, levels)
     return curve
+
+
+def loudness_from_points(
+    times: Sequence[float], levels_db: Sequence[float], duration: float, timeline: Timeline
+) -> np.ndarray:
+    """A window's curve through hand-placed points ``(seconds, dBFS)`` of a clip that fits one window:
+    :func:`loudness_points` then :func:`window_loudness` from 0 s. Returns float32 ``(window_columns,)``."""
+    return window_loudness(loudness_points((times, levels_db), duration, timeline), 0.0, duration, timeline)
 
 
 def _check_levels(levels: np.ndarray, name: str) -> None:
@@ -238,6 +256,24 @@ def _as_numbers(values, path: Path) -> list[float]:
         raise ValueError(f"Loudness file {path}: times and levels must be numbers.") from None
 
 
+def reference_loudness(path: str | os.PathLike, timeline: Timeline) -> np.ndarray:
+    """The loudness curve of a reference recording (any audio or video file with a soundtrack):
+    float32 ``(clip_columns(its duration),)`` dBFS, from :func:`audio_loudness` of its first audio
+    stream, resampled to ``timeline.sample_rate`` and mixed to mono."""
+    from .video import read_audio_track
+
+    return audio_loudness(read_audio_track(path, sample_rate=timeline.sample_rate), timeline)
+
+
+def fit_to_clip(curve: np.ndarray, duration: float, timeline: Timeline) -> np.ndarray:
+    """A per-column curve made exactly as long as a clip of ``duration`` seconds: cut where the
+    reference is longer, extended with :data:`LOUDNESS_FLOOR_DB` (silence) where it is shorter."""
+    count = max(1, timeline.clip_columns(duration))
+    out = np.full(count, LOUDNESS_FLOOR_DB, dtype=np.float32)
+    out[: min(count, len(curve))] = np.asarray(curve, dtype=np.float32)[:count]
+    return out
+
+
 def roughen_loudness(
     curve: np.ndarray,
     active_columns: int,
@@ -302,6 +338,20 @@ def loudness_to_condition(curves: np.ndarray | torch.Tensor, n_mels: int) -> tor
         curves = curves[None]
     scaled = 1 + 2 * curves.clamp(LOUDNESS_FLOOR_DB, 0.0) / -LOUDNESS_FLOOR_DB
     return scaled[:, None, None, :].expand(-1, 1, n_mels, -1).contiguous()
+
+
+def new_loudness_controller(unet, generator: torch.Generator, **architecture):
+    """A fresh loudness controller: a copy of ``unet``'s encoder (without its semantic adapter) with a
+    one-channel condition embedder, initialised so that curves reach its last block
+    (:func:`~foleycrafter.temporal.initialize_condition_embedding`); its outputs start at zero, so
+    the model is unchanged until it learns. ``architecture`` goes to ``ControlNetModel.from_unet``."""
+    from .semantic import detached_semantic_adapter
+    from .temporal import controller_from_unet, initialize_condition_embedding
+
+    with torch.no_grad(), detached_semantic_adapter(unet):
+        controller = controller_from_unet(unet, **architecture)
+    initialize_condition_embedding(controller, generator)
+    return controller
 
 
 def loudness_error_db(generated: np.ndarray, target: np.ndarray, floor_db: float = -60.0) -> float:

@@ -34,6 +34,7 @@ from diffusers.utils.torch_utils import randn_tensor
 # `models` is imported for its side effect too: diffusers resolves saved components named
 # "foleycrafter.models.*" only among modules already imported.
 from . import generation, models, semantic, temporal  # noqa: F401
+from . import loudness as loudness_lib  # `loudness` is a call argument
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 from .generation import VideoSource
 from .latents import denormalize_latents, normalize_latents
@@ -62,6 +63,7 @@ class FoleyCrafterPipelineOutput(BaseOutput):
         timestamp_masks: (B, window_columns) of +-1 used to condition the temporal controller, or
             ``None`` when the controller was not used.
         durations: seconds of audio per item.
+        loudness_curves: (B, window_columns) dBFS curves the loudness controller followed, or ``None``.
         windows: ``(start, end)`` seconds of each model window. One per item for clips that fit one
             window; for a longer clip (one item), its overlapping windows, and then ``mel_images``,
             ``timestamp_masks`` and ``onset_probabilities`` hold one entry per window.
@@ -74,6 +76,7 @@ class FoleyCrafterPipelineOutput(BaseOutput):
     timestamp_masks: np.ndarray | None
     durations: list[float]
     windows: list[tuple[float, float]] | None = None
+    loudness_curves: np.ndarray | None = None
 
 
 class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLoraLoaderMixin):
@@ -86,6 +89,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         scheduler: a diffusers scheduler (the release uses `PNDMScheduler`).
         vocoder (`HifiGanVocoder`): log-mel -> 16 kHz waveform; its config fixes sample rate and hop.
         controlnet (`ControlNetModel`, optional): the temporal controller.
+        loudness_controller (`ControlNetModel`, optional): the loudness controller, conditioned on a
+            loudness curve (dBFS per mel column, :mod:`foleycrafter.loudness`); its residuals add to
+            the temporal controller's, as diffusers adds those of several ControlNets.
         image_encoder (`CLIPVisionModelWithProjection`, optional), feature_extractor
             (`CLIPImageProcessor`, optional): video frames -> CLIP image embeddings.
         onset_detector (`OnsetDetector`, optional): video frames -> per-frame onset probabilities.
@@ -104,6 +110,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     model_cpu_offload_seq = "text_encoder->image_encoder->onset_detector->unet->vae->vocoder"
     _optional_components = [
         "controlnet",
+        "loudness_controller",
         "image_encoder",
         "feature_extractor",
         "onset_detector",
@@ -130,6 +137,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         feature_extractor=None,
         onset_detector=None,
         alignment_classifier=None,
+        loudness_controller=None,
         window_columns: int = 1024,
         default_temporal_scale: float = RELEASE_TEMPORAL_SCALE,
         default_num_inference_steps: int = RELEASE_NUM_INFERENCE_STEPS,
@@ -147,6 +155,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             feature_extractor=feature_extractor,
             onset_detector=onset_detector,
             alignment_classifier=alignment_classifier,
+            loudness_controller=loudness_controller,
         )
         if not (
             isinstance(default_temporal_scale, (int, float))
@@ -178,7 +187,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         --channels-last``), while float32 gained nothing measurable. Outputs change only by
         rounding. The command line and the demo turn it on for bfloat16 on CPU.
         """
-        for model in (self.unet, self.controlnet, self.vae):
+        for model in (self.unet, self.controlnet, self.loudness_controller, self.vae):
             if model is not None:
                 model.to(memory_format=torch.channels_last)
 
@@ -314,6 +323,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         num_frames=None,
         cross_attention_kwargs=None,
         alignment_guidance_scale=0.0,
+        loudness=None,
+        loudness_scale=1.0,
     ) -> None:
         """Check the arguments of a call before any work, and without reading any file: a missing or
         unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
@@ -351,6 +362,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             ("semantic_scale", semantic_scale),
             ("temporal_scale", temporal_scale),
             ("alignment_guidance_scale", alignment_guidance_scale),
+            ("loudness_scale", loudness_scale),
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
@@ -371,6 +383,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     "`alignment_guidance_scale` > 0 needs the image encoder for the classifier's frame "
                     "features: pass `image_encoder=` when loading, or set it to 0."
                 )
+        if loudness is not None and self.loudness_controller is None:
+            raise ValueError(
+                "`loudness` was given but this pipeline has no loudness controller to follow it: load a "
+                "model that has one (`loudness_controller=` in from_pretrained), or drop `loudness`."
+            )
+        if loudness is not None and video is None and audio_length_in_s is None:
+            raise ValueError("Without a `video`, pass `audio_length_in_s` to say how long the audio is.")
         if onset_threshold is not None:
             temporal.onset_threshold(onset_threshold)
         if timing not in TIMINGS:
@@ -710,6 +729,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         alignment_features: torch.Tensor | None = None,
         alignment_guidance_scale: float = 0.0,
+        loudness_condition: torch.Tensor | None = None,
+        loudness_scale: float = 1.0,
     ) -> torch.Tensor:
         """The denoising loop over one batch of windows: UNet (+ semantic adapter) and temporal
         controller, classifier-free guidance, one scheduler step per timestep.
@@ -723,6 +744,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             condition: the controller's condition image (B or 2B, 1, n_mels, columns), or ``None``.
             alignment_features: the alignment classifier's video features (B, F, D) for double
                 guidance (:meth:`alignment_guidance`), or ``None``.
+            loudness_condition: the loudness controller's condition image (B or 2B, 1, n_mels,
+                columns), or ``None``; its residuals add to the temporal controller's.
 
         Returns:
             the denoised latents.
@@ -738,46 +761,56 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         self._num_timesteps = len(timesteps)
         extra_step_kwargs = self._extra_step_kwargs(generator)
         do_cfg = self.do_classifier_free_guidance
-        use_temporal = condition is not None
         adapter_off = (
             semantic.detached_semantic_adapter(self.unet)
             if added_cond_kwargs is None
             else contextlib.nullcontext()
         )
-        condition_once = (
-            temporal.condition_embedded_once(self.controlnet, condition)
-            if use_temporal
-            else contextlib.nullcontext()
-        )
-        # Looked up once: a module's dtype walks all its parameters (~10 ms a step for a tiny UNet).
+        # Every controller that takes part, with its condition and weight; a module's dtype is
+        # looked up once here (it walks all its parameters: ~10 ms a step for a tiny UNet).
+        controllers = [
+            (controller, controller.dtype, image, float(scale))
+            for controller, image, scale in (
+                (self.controlnet, condition, temporal_scale),
+                (self.loudness_controller, loudness_condition, loudness_scale),
+            )
+            if image is not None and scale > 0
+        ]
+        conditions_once = contextlib.ExitStack()
+        for controller, _, image, _ in controllers:
+            conditions_once.enter_context(temporal.condition_embedded_once(controller, image))
         unet_dtype = self.unet.dtype
-        controller_dtype = self.controlnet.dtype if use_temporal else None
 
         def text_states():
             states = torch.cat([negative_prompt_embeds, prompt_embeds]) if do_cfg else prompt_embeds
-            return states.to(unet_dtype), (states.to(controller_dtype) if use_temporal else None)
+            return {dtype: states.to(dtype) for dtype in {unet_dtype, *(c[1] for c in controllers)}}
 
-        unet_text, controller_text = text_states()
-        with adapter_off, condition_once, self.progress_bar(total=len(timesteps)) as progress_bar:
+        texts = text_states()
+        with adapter_off, conditions_once, self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, (t, model_t) in enumerate(zip(timesteps, model_timesteps)):
                 if self.interrupt:
                     continue
                 model_input = torch.cat([latents] * 2) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
                 down_residuals = mid_residual = None
-                if use_temporal:
-                    down_residuals, mid_residual = self.controlnet(
-                        model_input.to(controller_dtype),
+                for controller, dtype, image, scale in controllers:
+                    down, mid = controller(
+                        model_input.to(dtype),
                         model_t,
-                        encoder_hidden_states=controller_text,
-                        controlnet_cond=condition,
-                        conditioning_scale=float(temporal_scale),
+                        encoder_hidden_states=texts[dtype],
+                        controlnet_cond=image,
+                        conditioning_scale=scale,
                         return_dict=False,
                     )
+                    if down_residuals is None:
+                        down_residuals, mid_residual = down, mid
+                    else:  # several controllers add up, as in diffusers' MultiControlNetModel
+                        down_residuals = [a + b.to(a.dtype) for a, b in zip(down_residuals, down)]
+                        mid_residual = mid_residual + mid.to(mid_residual.dtype)
                 noise_pred = self.unet(
                     model_input,
                     model_t,
-                    encoder_hidden_states=unet_text,
+                    encoder_hidden_states=texts[unet_dtype],
                     added_cond_kwargs=added_cond_kwargs,
                     cross_attention_kwargs=self.cross_attention_kwargs,
                     down_block_additional_residuals=down_residuals,
@@ -809,7 +842,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     new_negative = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
                     if new_prompt is not prompt_embeds or new_negative is not negative_prompt_embeds:
                         prompt_embeds, negative_prompt_embeds = new_prompt, new_negative
-                        unet_text, controller_text = text_states()
+                        texts = text_states()
                 progress_bar.update()
         return latents
 
@@ -936,6 +969,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         window_overlap: float = 1.0,
         window_batch_size: int = 1,
         alignment_guidance_scale: float = 0.0,
+        loudness=None,
+        loudness_scale: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -996,6 +1031,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             alignment_guidance_scale: weight of Diff-Foley's double guidance, the gradient of the
                 pipeline's ``alignment_classifier`` at every step (:meth:`alignment_guidance`); 0 (the
                 default) switches it off. Needs a video for every item.
+            loudness: how loud each moment should be, for the pipeline's ``loudness_controller``: points
+                ``(times, levels)`` (seconds from the clip's start, dBFS, joined by straight lines),
+                a dict ``{"times": [...], "db": [...]}``, or one dBFS value per mel column of the
+                clip (:func:`foleycrafter.loudness.loudness_points`); shared by every prompt, or a list
+                with one per prompt. A long clip's windows each take their stretch of it.
+            loudness_scale: weight of the loudness controller (0 switches it off).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
                 a long clip draw their noise from its generator in turn.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
@@ -1043,6 +1084,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             num_frames,
             cross_attention_kwargs,
             alignment_guidance_scale,
+            loudness,
+            loudness_scale,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -1058,6 +1101,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         onsets = _per_item("onsets", onsets, batch_size, item_ndim=1)
         onset_probabilities = _per_item("onset_probabilities", onset_probabilities, batch_size, item_ndim=1)
         timestamp_mask = _per_item("timestamp_mask", timestamp_mask, batch_size, item_ndim=1)
+        loudness = _per_item_loudness(loudness, batch_size)
         if video_embeds is not None:
             video_embeds = _as_embeds(video_embeds, batch_size)
 
@@ -1074,6 +1118,17 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 "timestamp_mask": timestamp_mask is not None,
             },
         )
+        # Each item's curve as points in seconds, checked against its duration (now known)
+        loudness_points = None
+        if loudness is not None and loudness_scale > 0:
+            loudness_points = [
+                curve
+                if curve is None
+                else loudness_lib.loudness_points(
+                    curve, plan.duration, mask_timeline, "loudness" if batch_size == 1 else f"loudness[{i}]"
+                )
+                for i, (curve, plan) in enumerate(zip(loudness, plans))
+            ]
 
         # 3. Encode the text, once per prompt
         lora_scale = (cross_attention_kwargs or {}).get("scale")
@@ -1089,7 +1144,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
         # 4-9. Each batch of windows: frames -> conditions -> noise -> denoised latents -> audio
         batches = generation.denoising_batches(plans, window_batch_size)
-        mel_images, audios, masks, probabilities = [], [], [], []
+        mel_images, audios, masks, curves, probabilities = [], [], [], [], []
         for batch in self.progress_bar(batches) if len(batches) > 1 else batches:
             rows = [window.item for window in batch]
             # 4. Decode the frames each window shows
@@ -1113,6 +1168,10 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 temporal_scale,
                 device,
             )
+            # 6b. Loudness condition: each window's stretch of its item's curve
+            batch_curves, loudness_condition = self.prepare_loudness_condition(
+                batch, _rows(loudness_points, rows), mask_timeline, device
+            )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)
             batch_latents = self.prepare_latents(
@@ -1132,6 +1191,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 callback_on_step_end_tensor_inputs,
                 alignment_features,
                 alignment_guidance_scale,
+                loudness_condition,
+                loudness_scale,
             )
             # 9. Latents -> mel images -> waveforms cut to each window's duration
             if output_type == "latent":
@@ -1141,10 +1202,11 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 mel_images.append(batch_mel_images)
                 audios.extend(self.mel_images_to_audio(batch_mel_images, [w.duration for w in batch]))
             masks.append(batch_masks)
+            curves.append(batch_curves)
             probabilities.extend(batch_probabilities)
 
         # 10. Join each item's windows; output
-        output = self.join_output(plans, audios, mel_images, masks, probabilities, output_type)
+        output = self.join_output(plans, audios, mel_images, masks, probabilities, output_type, curves)
         self.maybe_free_model_hooks()
         if not return_dict:
             return output.audios, self.sample_rate
@@ -1188,7 +1250,32 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             condition = torch.cat([condition, condition])
         return masks, probabilities, condition
 
-    def join_output(self, plans, audios, mel_images, masks, probabilities, output_type):
+    def prepare_loudness_condition(
+        self, windows, points: list | None, timeline: Timeline, device
+    ) -> tuple[np.ndarray | None, torch.Tensor | None]:
+        """The loudness controller's input for a batch: ``(curves (B, columns) in dBFS, condition
+        image (B or 2B, 1, n_mels, columns))``, or ``(None, None)`` when no curve was given (or
+        ``loudness_scale`` is 0). A window of an item without a curve gets a silent one."""
+        if points is None or all(p is None for p in points):
+            return None, None
+        curves = np.stack(
+            [
+                np.full(timeline.window_columns, loudness_lib.LOUDNESS_FLOOR_DB, dtype=np.float32)
+                if item_points is None
+                else loudness_lib.window_loudness(
+                    item_points, window.video_window.start_seconds, window.duration, timeline
+                )
+                for window, item_points in zip(windows, points)
+            ]
+        )
+        condition = loudness_lib.loudness_to_condition(curves, self.n_mels).to(
+            device=device, dtype=self.loudness_controller.dtype
+        )
+        if self.do_classifier_free_guidance:
+            condition = torch.cat([condition, condition])
+        return curves, condition
+
+    def join_output(self, plans, audios, mel_images, masks, probabilities, output_type, curves=()):
         """Per-window results -> :class:`FoleyCrafterPipelineOutput`: each item's windows joined into
         its waveform (:func:`foleycrafter.generation.join_items`); mel images, masks and
         probabilities kept per window."""
@@ -1207,6 +1294,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             mel_images=mel_images,
             onset_probabilities=probabilities if any(p is not None for p in probabilities) else None,
             timestamp_masks=np.concatenate(masks) if all(m is not None for m in masks) else None,
+            loudness_curves=np.concatenate(curves) if curves and all(c is not None for c in curves) else None,
             durations=[plan.duration for plan in plans],
             windows=[window.video_window.span for plan in plans for window in plan.windows],
         )
@@ -1290,6 +1378,32 @@ def _per_item(name: str, value, batch: int, item_ndim: int) -> list | None:
             f"`{name}` has {len(value)} per-item entries for a batch of {batch}; give one per prompt."
         )
     return list(value)
+
+
+def _per_item_loudness(loudness, batch: int) -> list | None:
+    """One curve per item from ``loudness``: shared by every prompt, or (for a batch of prompts) a
+    list with one curve per prompt, or a (B, columns) array. A list of ``[seconds, dB]`` pairs is one
+    curve only for a single prompt; a batch shares points given as a ``(times, levels)`` tuple or dict."""
+    if loudness is None:
+        return None
+    if batch > 1:
+        if (
+            isinstance(loudness, (np.ndarray, torch.Tensor))
+            and loudness.ndim == 2
+            and loudness.shape[0] == batch
+        ):
+            return list(loudness)
+        if (
+            isinstance(loudness, list)
+            and loudness
+            and all(isinstance(v, (dict, list, tuple, np.ndarray, torch.Tensor)) for v in loudness)
+        ):
+            if len(loudness) != batch:
+                raise ValueError(
+                    f"`loudness` has {len(loudness)} per-item curves for a batch of {batch}; give one per prompt."
+                )
+            return list(loudness)
+    return [loudness] * batch
 
 
 def _rows(values: list | None, rows: list[int]) -> list | None:

@@ -125,6 +125,22 @@ def tiny_controller(unet, seed: int = 0):
     """A temporal controller copied from ``unet``, with its zero-initialised outputs randomised so
     that it has a visible effect in tests."""
     controller = controller_from_unet(unet, conditioning_embedding_out_channels=(4, 8, 8, 16))
+    return _randomize_outputs(controller, seed)
+
+
+def tiny_loudness_controller(unet, seed: int = 0):
+    """A loudness controller as :func:`~foleycrafter.loudness.new_loudness_controller` makes it
+    (seeded, so the same in any test order), with its zero-initialised outputs randomised. ``unet``
+    must not carry a semantic adapter's projection (detach it first)."""
+    from .loudness import new_loudness_controller
+
+    controller = new_loudness_controller(
+        unet, torch.Generator().manual_seed(seed), conditioning_embedding_out_channels=(4, 8, 8, 16)
+    )
+    return _randomize_outputs(controller, seed)
+
+
+def _randomize_outputs(controller, seed: int):
     generator = torch.Generator().manual_seed(seed + 10)
     with torch.no_grad():
         for name, parameter in controller.named_parameters():

@@ -119,6 +119,10 @@ class Timeline:
             count = int(math.ceil(duration * self.columns_per_second - 1e-9))
         return max(0, min(self.window_columns, count))
 
+    def clip_columns(self, duration: float) -> int:
+        """Mel columns that cover a clip of ``duration`` seconds, however many windows it spans."""
+        return max(0, int(math.ceil(duration * self.columns_per_second - 1e-9)))
+
     def detector_frame_indices(self, num_video_frames: int, num_samples: int | None = None) -> np.ndarray:
         """Indices of the video frames sampled for the detector and CLIP (the release's choice).
 

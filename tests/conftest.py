@@ -73,6 +73,19 @@ def model_with_alignment_classifier(native_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def model_with_loudness_controller(native_model, tmp_path_factory):
+    """``native_model`` with a random tiny loudness controller (seed 1), saved natively."""
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.testing import tiny_loudness_controller
+
+    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
+    pipe.register_modules(loudness_controller=tiny_loudness_controller(pipe.unet, seed=1))
+    folder = tmp_path_factory.mktemp("model") / "with-loudness-controller"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def clip():
     """A 3.3 s clip of synthetic frames (what a video file would give after sampling)."""
     from foleycrafter.testing import synthetic_frames

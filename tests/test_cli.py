@@ -412,3 +412,42 @@ def test_alignment_guidance_option(videos, native_model, model_with_alignment_cl
 
     plain = audio("plain", 0)
     assert np.abs(audio("guided", 100) - plain).max() > 1e-4
+
+
+def test_loudness_options(videos, native_model, model_with_loudness_controller, tmp_path, capsys):
+    """--loudness (points in a file) and --loudness-from (a reference recording) steer with the model's
+    loudness controller; a model without one, or both options at once, are refused with what to do."""
+    video = str(videos["silent_15"])
+    points = tmp_path / "swell.csv"
+    points.write_text("seconds,dB\n0,-60\n1.9,-6\n")
+    code = main(["generate", video, "-o", str(tmp_path / "refused.wav"), "--model", str(native_model),
+                 "--quiet", "--steps", "2", "--loudness", str(points)])  # fmt: skip
+    assert code != 0 and not (tmp_path / "refused.wav").exists()
+    assert "needs a model with a loudness controller" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", video, "--loudness", str(points), "--loudness-from", str(videos["sound_30"])])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+    def audio(name, *options):
+        target = tmp_path / f"{name}.wav"
+        code = main(["generate", video, "-o", str(target), "--model", str(model_with_loudness_controller),
+                     "--quiet", "--steps", "2", *options])  # fmt: skip
+        assert code == 0
+        return read_audio_track(target, sample_rate=SR)
+
+    plain = audio("plain")
+    swell = audio("swell", "--loudness", str(points))
+    assert np.abs(swell - plain).max() > 1e-4
+    np.testing.assert_allclose(
+        audio("off", "--loudness", str(points), "--loudness-scale", "0"), plain, atol=1e-6
+    )
+    # A 1.5 s reference for a 2 s video: its curve, then silence.
+    referenced = audio("referenced", "--loudness-from", str(videos["sound_30"]))
+    assert np.abs(referenced - plain).max() > 1e-4 and np.abs(referenced - swell).max() > 1e-4
+    # Points beyond the video's end are the user's mistake: named, nothing written.
+    late = tmp_path / "late.json"
+    late.write_text('{"times": [0, 5], "db": [-20, -10]}')
+    code = main(["generate", video, "-o", str(tmp_path / "late.wav"), "--model", str(model_with_loudness_controller),
+                 "--quiet", "--steps", "2", "--loudness", str(late)])  # fmt: skip
+    assert code != 0 and not (tmp_path / "late.wav").exists()
+    assert "within the clip" in capsys.readouterr().err

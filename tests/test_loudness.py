@@ -8,12 +8,13 @@ import pytest
 from foleycrafter.loudness import (
     LOUDNESS_FLOOR_DB,
     audio_loudness,
-    check_loudness,
     loudness_error_db,
     loudness_from_points,
+    loudness_points,
     loudness_to_condition,
     read_loudness_file,
     roughen_loudness,
+    window_loudness,
 )
 from foleycrafter.timeline import Timeline
 
@@ -65,23 +66,40 @@ def test_bad_points_are_refused(points, message):
         loudness_from_points(*points, duration=3.0, timeline=TIMELINE)
 
 
-def test_check_loudness_accepts_every_form_alike():
+def test_every_form_gives_the_same_points():
     expected = loudness_from_points([0.0, 2.0], [-30.0, -10.0], 2.5, TIMELINE)
     for given in (
         ([0.0, 2.0], [-30.0, -10.0]),
         {"times": [0.0, 2.0], "db": [-30.0, -10.0]},
         [[0.0, -30.0], [2.0, -10.0]],
     ):
-        np.testing.assert_array_equal(check_loudness(given, 2.5, TIMELINE), expected)
-    # A short per-column array is held at its last value up to the clip's end.
-    curve = check_loudness(np.full(100, -12.0), 2.5, TIMELINE)
+        curve = window_loudness(loudness_points(given, 2.5, TIMELINE), 0.0, 2.5, TIMELINE)
+        np.testing.assert_array_equal(curve, expected)
+    # One value per column comes back exactly; a short array is held at its last value.
+    values = np.linspace(-40.0, -10.0, 250)
+    curve = window_loudness(loudness_points(values, 2.5, TIMELINE), 0.0, 2.5, TIMELINE)
+    np.testing.assert_allclose(curve[:250], values, atol=1e-5)
+    curve = window_loudness(loudness_points(np.full(100, -12.0), 2.5, TIMELINE), 0.0, 2.5, TIMELINE)
     assert np.all(curve[:250] == -12.0) and np.all(curve[250:] == LOUDNESS_FLOOR_DB)
-    with pytest.raises(ValueError, match="one model window holds 1024"):
-        check_loudness(np.full(2000, -12.0), 2.5, TIMELINE)
+    with pytest.raises(ValueError, match="has 300 mel columns"):
+        loudness_points(np.full(400, -12.0), 3.0, TIMELINE)
     with pytest.raises(ValueError, match="'db'"):
-        check_loudness({"times": [0.0]}, 2.5, TIMELINE)
+        loudness_points({"times": [0.0]}, 2.5, TIMELINE)
     with pytest.raises(ValueError, match="not finite"):
-        check_loudness(np.array([-10.0, np.nan]), 2.5, TIMELINE)
+        loudness_points(np.array([-10.0, np.nan]), 2.5, TIMELINE)
+    with pytest.raises(ValueError, match="dB values per mel column"):
+        loudness_points("loud", 2.5, TIMELINE)
+
+
+def test_windows_of_a_long_clip_take_their_part_of_the_curve():
+    """A 20 s clip's per-column curve, cut for a window starting at 9.24 s, is that stretch of it."""
+    values = np.linspace(-60.0, 0.0, 2000)
+    points = loudness_points(values, 20.0, TIMELINE)
+    curve = window_loudness(points, 9.24, 10.24, TIMELINE)
+    np.testing.assert_allclose(curve, values[924:1948], atol=1e-4)
+    last = window_loudness(points, 18.0, 2.0, TIMELINE)
+    np.testing.assert_allclose(last[:200], values[1800:2000], atol=1e-4)
+    assert np.all(last[200:] == LOUDNESS_FLOOR_DB)
 
 
 def test_loudness_files(tmp_path):
@@ -137,3 +155,95 @@ def test_condition_image_and_error():
     np.testing.assert_allclose(image[0, 0, 2].numpy(), [-1.0, 0.0, 1.0])
     assert loudness_error_db(np.array([-20.0, -70.0, -80.0]), np.array([-26.0, -80.0, -80.0])) == 6.0
     assert np.isnan(loudness_error_db(np.full(3, -80.0), np.full(3, -75.0)))
+
+
+# --- the loudness controller in the pipeline ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loudness_pipe(model_with_loudness_controller):
+    from foleycrafter import FoleyCrafterPipeline
+
+    pipe = FoleyCrafterPipeline.from_pretrained(model_with_loudness_controller)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _generate(pipe, **kwargs):
+    import torch
+
+    kwargs.setdefault("audio_length_in_s", 2.0)
+    return pipe(prompt="a knock", num_inference_steps=2, generator=torch.Generator().manual_seed(0), **kwargs)
+
+
+def test_loudness_controller_is_saved_and_loaded_natively(loudness_pipe, model_with_loudness_controller):
+    from diffusers import ControlNetModel
+
+    index = json.loads((model_with_loudness_controller / "model_index.json").read_text())
+    assert index["loudness_controller"] == ["diffusers", "ControlNetModel"]
+    assert isinstance(loudness_pipe.loudness_controller, ControlNetModel)
+    assert loudness_pipe.loudness_controller.config.conditioning_channels == 1
+
+
+def test_the_curve_steers_the_output_and_is_reported(loudness_pipe):
+    timeline = loudness_pipe.timeline()
+    plain = _generate(loudness_pipe)
+    assert plain.loudness_curves is None
+    swell = _generate(loudness_pipe, loudness=([0.0, 2.0], [-60.0, -10.0]))
+    fade = _generate(loudness_pipe, loudness={"times": [0.0, 2.0], "db": [-10.0, -60.0]})
+    np.testing.assert_allclose(
+        swell.loudness_curves[0], loudness_from_points([0.0, 2.0], [-60.0, -10.0], 2.0, timeline), atol=1e-5
+    )
+    assert np.abs(swell.mel_images - plain.mel_images).max() > 1e-3
+    assert np.abs(swell.mel_images - fade.mel_images).max() > 1e-3
+    # Scale 0 switches the controller off: exactly the plain call.
+    off = _generate(loudness_pipe, loudness=([0.0, 2.0], [-60.0, -10.0]), loudness_scale=0)
+    np.testing.assert_array_equal(off.mel_images, plain.mel_images)
+    assert off.loudness_curves is None
+
+
+def test_a_batch_takes_one_curve_per_prompt(loudness_pipe):
+    import torch
+
+    curves = [np.full(200, -40.0), ([0.0, 1.0], [-20.0, -5.0])]
+    out = loudness_pipe(
+        prompt=["a knock", "a knock"],
+        audio_length_in_s=2.0,
+        num_inference_steps=2,
+        loudness=curves,
+        generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
+    )
+    assert out.loudness_curves.shape == (2, loudness_pipe.timeline().window_columns)
+    assert np.all(out.loudness_curves[0, :200] == -40.0) and out.loudness_curves[1, 150] == -5.0
+    single = _generate(loudness_pipe, loudness=np.full(200, -40.0))
+    np.testing.assert_allclose(
+        out.mel_images[0], single.mel_images[0], atol=2e-3
+    )  # batched kernels round apart
+    with pytest.raises(ValueError, match="3 per-item curves for a batch of 2"):
+        loudness_pipe(prompt=["a", "b"], audio_length_in_s=2.0, loudness=[np.zeros(3) - 9] * 3)
+
+
+def test_windows_of_a_long_clip_follow_their_stretch(loudness_pipe):
+    timeline = loudness_pipe.timeline()
+    seconds = timeline.window_seconds * 1.6
+    points = ([0.0, seconds], [-70.0, -5.0])
+    out = _generate(loudness_pipe, audio_length_in_s=seconds, loudness=points)
+    assert len(out.windows) == 2 and out.loudness_curves.shape[0] == 2
+    for (start, end), curve in zip(out.windows, out.loudness_curves):
+        expected = window_loudness(loudness_points(points, seconds, timeline), start, end - start, timeline)
+        np.testing.assert_allclose(curve, expected, atol=1e-5)
+
+
+def test_bad_loudness_is_refused_early(loudness_pipe, native_model):
+    from foleycrafter import FoleyCrafterPipeline
+
+    with pytest.raises(ValueError, match="dBFS"):
+        _generate(loudness_pipe, loudness=([0.0, 1.0], [-20.0, 6.0]))
+    with pytest.raises(ValueError, match="within the clip"):
+        _generate(loudness_pipe, loudness=([0.0, 3.0], [-20.0, -10.0]))
+    with pytest.raises(ValueError, match="loudness_scale"):
+        _generate(loudness_pipe, loudness=np.full(10, -20.0), loudness_scale=-1)
+    released = FoleyCrafterPipeline.from_pretrained(native_model)
+    assert released.loudness_controller is None
+    with pytest.raises(ValueError, match="no loudness controller"):
+        _generate(released, loudness=np.full(10, -20.0))

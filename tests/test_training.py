@@ -175,6 +175,57 @@ def test_temporal_trainer_trains_at_its_conditioning_scale(native_model, prepare
         assert unchanged == (scale == 0.0), scale
 
 
+def test_prepared_loudness_is_cached_and_derived_for_older_folders(prepared, tmp_path):
+    """The cached curve is the clip audio's; a folder prepared before curves existed derives the same."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from foleycrafter.data.prepared import clip_loudness
+
+    dataset = PreparedDataset(prepared, fields=("audio", "loudness"))
+    item = dataset[0]
+    assert item["loudness"].shape == (1024,) and item["loudness"].dtype == torch.float32
+    expected = clip_loudness(item["audio"].numpy(), item["duration"], dataset.timeline)
+    np.testing.assert_allclose(item["loudness"].numpy(), expected, atol=0.1)  # float16 steps of 1/16 dB
+    assert item["loudness"][dataset.timeline.active_columns(item["duration"]) :].max() == -80.0
+    older = tmp_path / "older"
+    shutil.copytree(prepared, older)
+    for shard in older.glob("shard-*.safetensors"):
+        tensors = load_file(shard)
+        save_file({k: v for k, v in tensors.items() if not k.endswith(".loudness")}, shard)
+    derived = PreparedDataset(older, fields=("loudness",))[0]["loudness"]
+    np.testing.assert_allclose(derived.numpy(), expected, atol=1e-5)
+
+
+def test_loudness_trainer(native_model, prepared, tmp_path):
+    """Trains a new loudness controller beside the frozen temporal one, validates with the loudness
+    error in dB, and saves a pipeline that has both."""
+    from foleycrafter import FoleyCrafterPipeline
+
+    result = run_trainer(
+        "loudness",
+        native_model,
+        prepared,
+        tmp_path / "run",
+        max_steps=3,
+        split_merge_probability=0.5,
+        validation_steps=1,
+        architecture={"conditioning_embedding_out_channels": [4, 8, 8, 16]},
+    )
+    assert np.all(np.isfinite(losses(result)))
+    validation = result["validation"]
+    assert validation["loudness_error_db"] >= 0 and validation["loudness_error_db_off"] >= 0
+    assert (
+        tmp_path / "run" / "checkpoints" / "checkpoint-3" / "loudness_controller" / "config.json"
+    ).is_file()
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    assert pipe.loudness_controller is not None and pipe.controlnet is not None
+    trained = pipe.loudness_controller.state_dict()
+    # A new controller's output convolutions start at zero; training has moved them.
+    assert any(trained[k].abs().max() > 0 for k in trained if k.startswith("controlnet_down_blocks"))
+
+
 def test_onset_trainer_reports_precision_and_recall(native_model, prepared, tmp_path):
     from foleycrafter.models import OnsetDetector
 

@@ -12,6 +12,10 @@ reads without decoding video again::
                                "<id>.log_mel"         (n_mels, window_columns) float16
                                "<id>.clip_embeds"     (num_frames, D) float16, per sampled frame
                                "<id>.detector_frames" (num_frames, S, S, 3) uint8, squashed to S x S
+                               "<id>.loudness"        (window_columns,) float16 dBFS per mel column
+                                                      (:func:`~foleycrafter.loudness.audio_loudness`,
+                                                      the floor past the end; folders prepared
+                                                      before it existed derive it from the audio)
 
 Clips are consecutive model windows (10.24 s for Auffusion, 5.12 s for the bundled tiny model) of
 each video; the last, shorter remainder is kept when it lasts at least ``min_clip_seconds``. Audio
@@ -42,7 +46,7 @@ from ..timeline import DETECTOR_FRAMES, Timeline
 from ..video import VIDEO_SUFFIXES, atomic_output, load_clip, read_audio_track, read_video_info
 
 FORMAT_VERSION = 2
-FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames")
+FIELDS = ("audio", "log_mel", "clip_embeds", "detector_frames", "loudness")
 #: Side (px) of the squashed frames kept for the onset detector, unless asked otherwise.
 DETECTOR_SIZE = 128
 
@@ -126,6 +130,19 @@ def squash_frames(frames: np.ndarray, size: int) -> torch.Tensor:
         pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False
     )
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def clip_loudness(segment: np.ndarray, duration: float, timeline: Timeline) -> np.ndarray:
+    """A prepared clip's loudness curve: float32 ``(window_columns,)`` dBFS, the floor after ``duration``."""
+    from ..loudness import LOUDNESS_FLOOR_DB, audio_loudness
+
+    count = timeline.active_columns(duration)
+    curve = np.full(timeline.window_columns, LOUDNESS_FLOOR_DB, dtype=np.float32)
+    samples = min(len(segment), timeline.seconds_to_samples(duration))
+    if samples > 0:
+        measured = audio_loudness(segment[:samples], timeline)
+        curve[: min(count, measured.size)] = measured[:count]
+    return curve
 
 
 def _clip_id(video: Path, start: float) -> str:
@@ -236,6 +253,9 @@ def prepare_dataset(
                 clip.frames, image_encoder, feature_extractor
             ).to(torch.float16)
             pending[f"{clip_id}.detector_frames"] = squash_frames(clip.frames, detector_size)
+            pending[f"{clip_id}.loudness"] = torch.from_numpy(
+                clip_loudness(segment, end - start, timeline)
+            ).to(torch.float16)
             records.append(
                 {
                     "id": clip_id,
@@ -374,7 +394,7 @@ class PreparedDataset(torch.utils.data.Dataset):
     Each item is a dict: ``id``, ``caption``, ``onsets`` (s, relative to the clip), ``duration`` (s),
     and the requested ``fields``: ``audio`` (window_samples,) float32 in [-1, 1], ``log_mel``
     (n_mels, window_columns) float32, ``clip_embeds`` (num_frames, D) float32, ``detector_frames``
-    (num_frames, S, S, 3) uint8.
+    (num_frames, S, S, 3) uint8, ``loudness`` (window_columns,) float32 dBFS.
     """
 
     def __init__(
@@ -422,8 +442,14 @@ class PreparedDataset(torch.utils.data.Dataset):
         record = self.records[index]
         item = {k: record[k] for k in ("id", "caption", "onsets", "duration")}
         with safe_open(str(self.folder / record["shard"]), framework="pt") as shard:
+            stored = set(shard.keys()) if "loudness" in self.fields else ()
             for field in self.fields:
-                tensor = shard.get_tensor(f"{record['id']}.{field}")
+                key = f"{record['id']}.{field}"
+                if field == "loudness" and key not in stored:  # prepared before curves were cached
+                    audio = shard.get_tensor(f"{record['id']}.audio").float().numpy() / 32767
+                    item[field] = torch.from_numpy(clip_loudness(audio, record["duration"], self.timeline))
+                    continue
+                tensor = shard.get_tensor(key)
                 if field == "audio":
                     tensor = tensor.float() / 32767
                 item[field] = tensor if field == "detector_frames" else tensor.float()

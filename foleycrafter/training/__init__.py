@@ -6,6 +6,7 @@ from .loop import Trainer
 TRAINERS = {
     "semantic": "foleycrafter.training.diffusion:SemanticTrainer",
     "temporal": "foleycrafter.training.diffusion:TemporalTrainer",
+    "loudness": "foleycrafter.training.diffusion:LoudnessTrainer",
     "lora": "foleycrafter.training.diffusion:LoraTrainer",
     "alignment": "foleycrafter.training.alignment:AlignmentTrainer",
     "onset": "foleycrafter.training.onset:OnsetTrainer",

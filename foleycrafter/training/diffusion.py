@@ -1,6 +1,7 @@
-"""Trainers on the diffusion objective: the semantic adapter, the temporal controller, LoRA on the UNet.
+"""Trainers on the diffusion objective: the semantic adapter, the temporal and loudness controllers,
+LoRA on the UNet.
 
-The base (VAE, text encoder, UNet) stays frozen in all three; only the adapter's parameters learn,
+The base (VAE, text encoder, UNet) stays frozen in all of them; only the adapter's parameters learn,
 from the noise-prediction loss on prepared clips (mel image -> VAE latents). Condition dropout
 (text, image, both) teaches the unconditional branch classifier-free guidance needs.
 """
@@ -103,6 +104,7 @@ class DiffusionTrainer(Trainer):
         chosen = chosen < self.config.split_merge_probability
         partners = torch.randperm(size, generator=generator)
         log_mel, embeds = batch["log_mel"].clone(), batch["clip_embeds"].clone()
+        curves = batch["loudness"].clone() if "loudness" in batch else None
         captions, onsets, durations = list(batch["caption"]), list(batch["onsets"]), list(batch["duration"])
         for i in torch.nonzero(chosen).flatten().tolist():
             j = int(partners[i])
@@ -114,6 +116,8 @@ class DiffusionTrainer(Trainer):
             frame = int(cut / length * embeds.shape[1])
             log_mel[i, :, column:] = batch["log_mel"][j, :, column:]
             embeds[i, frame:] = batch["clip_embeds"][j, frame:]
+            if curves is not None:
+                curves[i, column:] = batch["loudness"][j, column:]
             onsets[i] = [t for t in onsets[i] if t < cut] + [t for t in onsets[j] if cut <= t < length]
             captions[i] = " and ".join(c for c in (captions[i], captions[j]) if c)
             durations[i] = length
@@ -125,6 +129,8 @@ class DiffusionTrainer(Trainer):
             duration=durations,
             merged=bool(chosen.any()),
         )
+        if curves is not None:
+            batch["loudness"] = curves
         return batch
 
     # -- diffusion -----------------------------------------------------------------------------
@@ -239,6 +245,57 @@ class DiffusionTrainer(Trainer):
         )[0]
         return F.mse_loss(prediction.float(), target.float())
 
+    def controller_inputs(self, batch: dict, generator: torch.Generator):
+        """What a controller trains on: ``(batch after split-and-merge, noisy latents, timesteps,
+        target, text states with dropout, which clips drop their image)``."""
+        batch = self.split_merge(batch, generator)
+        drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
+        latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
+        noisy, timesteps, target = self.noised(latents, generator)
+        return batch, noisy, timesteps, target, self.text_embeddings(batch["caption"], drop_text), drop_image
+
+    def export_component(self, model, folder: Path, final: bool, component: str) -> None:
+        """The whole pipeline at the end; only the trained component (its subfolder) in checkpoints."""
+        if final:
+            self.pipe.save_pretrained(folder)
+        else:
+            model.save_pretrained(folder / component)
+
+    def controlled_loss(
+        self, noisy, timesteps, target, text, clip_embeds, drop_image, down, mid
+    ) -> torch.Tensor:
+        """Noise-prediction loss of the frozen UNet (with its semantic adapter, if any) steered by a
+        controller's residuals ``down`` and ``mid``."""
+        added = None
+        if self.pipe.has_semantic_adapter:
+            added = {"image_embeds": [self.image_embeddings(clip_embeds, drop_image).to(noisy)]}
+        prediction = self.pipe.unet(
+            noisy,
+            timesteps,
+            encoder_hidden_states=text,
+            added_cond_kwargs=added,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), target.float())
+
+    def generate_like(self, item: dict, **settings):
+        """Generate a validation clip from a prepared clip's own conditions (caption, mean frame
+        embedding, onsets, duration) with the recipe's sampling settings; ``settings`` add or override."""
+        arguments = dict(
+            prompt=item["caption"],
+            video_embeds=item["clip_embeds"].mean(0, keepdim=True)[None]
+            if self.pipe.has_semantic_adapter
+            else None,
+            onsets=item["onsets"] if self.pipe.controlnet is not None else None,
+            audio_length_in_s=item["duration"],
+            num_inference_steps=self.config.validation_steps,
+            guidance_scale=self.config.validation_guidance_scale,
+            generator=torch.Generator().manual_seed(self.config.seed),
+        )
+        return self.pipe(**{**arguments, **settings})
+
     def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
         """Generate the first validation clips; write a wav and a spectrogram PNG of each."""
         from ..plots import spectrogram_image
@@ -248,18 +305,7 @@ class DiffusionTrainer(Trainer):
         losses = []
         for index in range(min(2, len(dataset))):
             item = dataset[index]
-            out = self.pipe(
-                prompt=item["caption"],
-                video_embeds=item["clip_embeds"].mean(0, keepdim=True)[None]
-                if self.pipe.has_semantic_adapter
-                else None,
-                onsets=item["onsets"] if self.pipe.controlnet is not None else None,
-                temporal_scale=self.config.conditioning_scale,
-                audio_length_in_s=item["duration"],
-                num_inference_steps=self.config.validation_steps,
-                guidance_scale=self.config.validation_guidance_scale,
-                generator=torch.Generator().manual_seed(self.config.seed),
-            )
+            out = self.generate_like(item, temporal_scale=self.config.conditioning_scale)
             write_audio(folder / f"{item['id']}.wav", out.audios[0], out.sample_rate, overwrite=True)
             spectrogram_image(out.mel_images[0], onsets=item["onsets"], timeline=self.timeline).save(
                 folder / f"{item['id']}.png"
@@ -343,12 +389,8 @@ class TemporalTrainer(DiffusionTrainer):
         return pipe.controlnet
 
     def compute_loss(self, batch, generator):
-        batch = self.split_merge(batch, generator)
-        drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
-        latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
-        noisy, timesteps, target = self.noised(latents, generator)
-        text = self.text_embeddings(batch["caption"], drop_text)
-        condition = self.masks(batch["onsets"], batch["duration"]).to(latents.device, latents.dtype)
+        batch, noisy, timesteps, target, text, drop_image = self.controller_inputs(batch, generator)
+        condition = self.masks(batch["onsets"], batch["duration"]).to(noisy)
         down, mid = self.model(
             noisy,
             timesteps,
@@ -357,25 +399,105 @@ class TemporalTrainer(DiffusionTrainer):
             conditioning_scale=self.config.conditioning_scale,
             return_dict=False,
         )
-        added = None
-        if self.pipe.has_semantic_adapter:
-            added = {"image_embeds": [self.image_embeddings(batch["clip_embeds"], drop_image).to(latents)]}
-        prediction = self.pipe.unet(
+        return self.controlled_loss(
+            noisy, timesteps, target, text, batch["clip_embeds"], drop_image, down, mid
+        )
+
+    def export(self, model, folder: Path, final: bool) -> None:
+        self.export_component(model, folder, final, "controlnet")
+
+
+class LoudnessTrainer(DiffusionTrainer):
+    """Trains the loudness controller on rough versions of the clips' measured loudness curves
+    (:func:`~foleycrafter.loudness.roughen_loudness`), beside the model's frozen temporal controller
+    (at the model's ``default_temporal_scale``, as generation uses it), so it learns what the onset
+    mask does not say: how loud."""
+
+    name = "loudness"
+    fields = ("log_mel", "clip_embeds", "loudness")
+
+    def build(self, device):
+        from ..loudness import new_loudness_controller
+
+        pipe = self.load_base(device)
+        if pipe.loudness_controller is None:
+            controller = new_loudness_controller(
+                pipe.unet, torch.Generator().manual_seed(self.config.seed), **self.config.architecture
+            )
+            pipe.register_modules(loudness_controller=controller.to(device))
+        pipe.loudness_controller.requires_grad_(True)
+        pipe.loudness_controller.train()
+        return pipe.loudness_controller
+
+    def rough_curves(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """Each clip's measured curve, roughened as a person would draw it (a fifth stay exact)."""
+        from ..loudness import loudness_to_condition, roughen_loudness
+
+        seeds = self.per_clip(
+            lambda n: torch.randint(0, 2**31 - 1, (n,), generator=generator), len(batch["id"])
+        )
+        curves = []
+        for curve, duration, seed in zip(batch["loudness"], batch["duration"], seeds.tolist()):
+            rng = np.random.default_rng(seed)
+            curve = curve.numpy()
+            if rng.random() >= 0.2:
+                curve = roughen_loudness(curve, self.timeline.active_columns(duration), rng, self.timeline)
+            curves.append(curve)
+        return loudness_to_condition(np.stack(curves), self.pipe.n_mels)
+
+    def compute_loss(self, batch, generator):
+        batch, noisy, timesteps, target, text, drop_image = self.controller_inputs(batch, generator)
+        condition = self.rough_curves(batch, generator).to(noisy)
+        down, mid = self.model(
             noisy,
             timesteps,
             encoder_hidden_states=text,
-            added_cond_kwargs=added,
-            down_block_additional_residuals=down,
-            mid_block_additional_residual=mid,
+            controlnet_cond=condition,
+            conditioning_scale=self.config.conditioning_scale,
             return_dict=False,
-        )[0]
-        return F.mse_loss(prediction.float(), target.float())
+        )
+        temporal_scale = float(self.pipe.config.default_temporal_scale)
+        if self.pipe.controlnet is not None and temporal_scale > 0:
+            masks = self.masks(batch["onsets"], batch["duration"]).to(noisy)
+            with torch.no_grad():
+                temporal_down, temporal_mid = self.pipe.controlnet(
+                    noisy,
+                    timesteps,
+                    encoder_hidden_states=text,
+                    controlnet_cond=masks,
+                    conditioning_scale=temporal_scale,
+                    return_dict=False,
+                )
+            down = [a + b for a, b in zip(down, temporal_down)]
+            mid = mid + temporal_mid
+        return self.controlled_loss(
+            noisy, timesteps, target, text, batch["clip_embeds"], drop_image, down, mid
+        )
+
+    def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
+        """Generate the first validation clips with and without their measured curve; report how far
+        (dB) each generation's own curve lies from it (:func:`~foleycrafter.loudness.loudness_error_db`)."""
+        from ..loudness import audio_loudness, loudness_error_db
+        from ..video import write_audio
+
+        folder.mkdir(parents=True, exist_ok=True)
+        errors = {"loudness_error_db": [], "loudness_error_db_off": []}
+        for index in range(min(2, len(dataset))):
+            item = dataset[index]
+            count = self.timeline.active_columns(item["duration"])
+            target = item["loudness"].numpy()[:count]
+            for key, scale in (
+                ("loudness_error_db", self.config.conditioning_scale),
+                ("loudness_error_db_off", 0),
+            ):
+                out = self.generate_like(item, loudness=target, loudness_scale=scale)
+                errors[key].append(loudness_error_db(audio_loudness(out.audios[0], self.timeline), target))
+                if scale:
+                    write_audio(folder / f"{item['id']}.wav", out.audios[0], out.sample_rate, overwrite=True)
+        return {key: float(np.nanmean(values)) for key, values in errors.items() if values}
 
     def export(self, model, folder: Path, final: bool) -> None:
-        if final:
-            self.pipe.save_pretrained(folder)
-        else:
-            model.save_pretrained(folder / "controlnet")
+        self.export_component(model, folder, final, "loudness_controller")
 
 
 class LoraTrainer(DiffusionTrainer):
