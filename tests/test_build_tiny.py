@@ -26,8 +26,14 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
         with safe_open(next((out / name).glob("*.safetensors")), "pt") as f:
             assert {f.get_slice(key).get_dtype() for key in f.keys()} == {"F16"}, name
     pipe = FoleyCrafterPipeline.from_pretrained(out)
-    assert pipe.unet.dtype == pipe.controlnet.dtype == torch.float32
-    for part in ("controlnet", "onset_detector", "image_encoder", "alignment_classifier"):
+    assert pipe.unet.dtype == pipe.controlnet.dtype == pipe.loudness_controller.dtype == torch.float32
+    for part in (
+        "controlnet",
+        "onset_detector",
+        "image_encoder",
+        "alignment_classifier",
+        "loudness_controller",
+    ):
         assert getattr(pipe, part) is not None, part
     assert pipe.has_semantic_adapter
     assert pipe.config.window_columns == build_tiny.WINDOW_COLUMNS
@@ -42,6 +48,18 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     video = next((work / "synthfoley" / "test").glob("*.mp4"))
     audio = pipe(video=str(video), num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     assert np.all(np.isfinite(audio.audios[0])) and audio.onset_probabilities is not None
+    # The loudness controller trained on version-2 clips (their levels vary).
+    from foleycrafter.data.synthfoley import read_metadata
+
+    assert {r["generator_version"] for r in read_metadata(work / "synthfoley_v2" / "train")} == {2}
+    assert {r["generator_version"] for r in read_metadata(work / "synthfoley" / "train")} == {1}
+    loud = pipe(
+        video=str(video),
+        num_inference_steps=2,
+        loudness=([0.0], [-12.0]),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert loud.loudness_curves is not None and np.all(np.isfinite(loud.audios[0]))
 
     # A second run finds every stage done and retrains nothing.
     unet = work / "unet" / "final" / "unet" / "diffusion_pytorch_model.safetensors"

@@ -17,6 +17,10 @@ build resumes where it stopped; a trainer interrupted mid-stage resumes from its
     semantic  the IP-Adapter-style semantic adapter on the frozen base
     temporal  the ControlNet temporal controller on the frozen base + semantic adapter
     alignment the alignment classifier of double guidance (true / shifted / other clip's frames)
+    dynamics  SynthFoley version 2 splits (per-event levels over 30 dB, swells and fades) and the
+              train split prepared like ``prepare`` (with each clip's loudness curve)
+    loudness  the loudness controller on the frozen base + adapters + temporal controller, on the
+              version-2 clips
     onset     the video onset detector (R(2+1)D family, 64 px)
     export    everything into one native pipeline folder, safetensors
 
@@ -67,7 +71,7 @@ BASE_DATA_VERSION = 1
 DEFAULT_TEMPORAL_SCALE = 1.0
 
 #: Exported components whose weights are stored as float16 (see :func:`export`).
-STORED_AS_FLOAT16 = ("unet", "controlnet")
+STORED_AS_FLOAT16 = ("unet", "controlnet", "loudness_controller")
 
 # Per-stage training settings (TrainConfig fields). ``quick`` shrinks step counts for the test.
 STAGES: dict[str, dict] = {
@@ -200,6 +204,21 @@ STAGES: dict[str, dict] = {
         "lr_schedule": "cosine",
         "validation_fraction": 0.05,
     },
+    # Issue #16: as the temporal controller, on the version-2 clips whose levels vary.
+    "loudness": {
+        "max_steps": 1200,
+        "batch_size": 8,
+        "learning_rate": 3e-4,
+        "lr_warmup_steps": 50,
+        "lr_schedule": "cosine",
+        "text_dropout": 0.3,
+        "conditioning_scale": 1.0,
+        "split_merge_probability": 0.3,
+        "architecture": {"conditioning_embedding_out_channels": [4, 8, 16, 32]},
+        "image_dropout": 0.05,
+        "both_dropout": 0.05,
+        "validation_fraction": 0.02,
+    },
     "onset": {
         "max_steps": 300,
         "batch_size": 4,
@@ -223,6 +242,8 @@ ORDER = (
     "semantic",
     "temporal",
     "alignment",
+    "dynamics",
+    "loudness",
     "onset",
     "export",
 )
@@ -236,15 +257,43 @@ def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) ->
     if (out / "final").is_dir():
         return out / "final"
     settings = {**COMMON, **STAGES[name]}
-    if name in ("unet", "semantic", "temporal", "alignment"):
-        # The VAE is frozen from here on: its latents of the prepared clips are computed once.
-        settings["latent_cache"] = str(out.parent / "latent_cache.safetensors")
+    if name in ("unet", "semantic", "temporal", "alignment", "loudness"):
+        # The VAE is frozen from here on: its latents of the prepared clips are computed once (the
+        # version-2 clips have the same ids as version 1's, so they keep a cache of their own).
+        cache = "latent_cache_v2.safetensors" if name == "loudness" else "latent_cache.safetensors"
+        settings["latent_cache"] = str(out.parent / cache)
     if quick:
         settings.update(max_steps=2, batch_size=2, checkpoint_every=0, validation_steps=2)
     resume = "latest" if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()) else None
     trainer = trainer_class(TRAINER_OF_STAGE.get(name, name))
     trainer(TrainConfig(**settings), model, data, out, resume_from=resume, progress=False).run()
     return out / "final"
+
+
+def _prepare(videos: Path, prepared: Path, parts: Path, quick: bool) -> None:
+    """Cut a SynthFoley split into the tiny model's windows with the stage-trained CLIP (onsets
+    from the ground truth); skipped when ``prepared`` is complete."""
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    from ..data.prepared import ClipAnnotation, prepare_dataset
+    from ..data.synthfoley import read_metadata
+    from ..timeline import Timeline
+
+    if (prepared / "config.json").is_file():
+        return
+    annotations = {r["video"]: ClipAnnotation(r["caption"], r["onsets"]) for r in read_metadata(videos)}
+    prepare_dataset(
+        videos,
+        prepared,
+        CLIPVisionModelWithProjection.from_pretrained(parts / "image_encoder"),
+        CLIPImageProcessor.from_pretrained(parts / "feature_extractor"),
+        annotations=annotations,
+        timeline=Timeline(window_columns=WINDOW_COLUMNS),
+        num_frames=NUM_FRAMES if not quick else 16,
+        detector_size=DETECTOR_SIZE if not quick else 32,
+        overwrite=True,
+        progress=False,
+    )
 
 
 def build(
@@ -257,7 +306,7 @@ def build(
     workers: int = 1,
 ) -> dict:
     """Run the stages in order (see the module docstring); returns per-stage wall seconds."""
-    from ..data.synthfoley import generate_dataset, read_metadata
+    from ..data.synthfoley import generate_dataset
     from .base_models import copy_parts
 
     splits = splits or SPLITS
@@ -284,27 +333,8 @@ def build(
         copy_parts(final, parts, ("text_encoder", "tokenizer", "image_encoder", "feature_extractor"))
         timings["clip"] = time.monotonic() - start
     prepared = work / "prepared"
-    if (start := stage("prepare")) is not None and not (prepared / "config.json").is_file():
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-        from ..data.prepared import ClipAnnotation, prepare_dataset
-        from ..timeline import Timeline
-
-        annotations = {
-            r["video"]: ClipAnnotation(r["caption"], r["onsets"]) for r in read_metadata(data / "train")
-        }
-        prepare_dataset(
-            data / "train",
-            prepared,
-            CLIPVisionModelWithProjection.from_pretrained(parts / "image_encoder"),
-            CLIPImageProcessor.from_pretrained(parts / "feature_extractor"),
-            annotations=annotations,
-            timeline=Timeline(window_columns=WINDOW_COLUMNS),
-            num_frames=NUM_FRAMES if not quick else 16,
-            detector_size=DETECTOR_SIZE if not quick else 32,
-            overwrite=True,
-            progress=False,
-        )
+    if (start := stage("prepare")) is not None:
+        _prepare(data / "train", prepared, parts, quick)
         timings["prepare"] = time.monotonic() - start
     if (start := stage("vae")) is not None:
         copy_parts(_train("vae", None, prepared, work / "vae", quick), parts, ("vae",))
@@ -327,6 +357,16 @@ def build(
     if (start := stage("alignment")) is not None:
         _train("alignment", work / "unet" / "final", prepared, work / "alignment", quick)
         timings["alignment"] = time.monotonic() - start
+    dynamics, prepared_dynamics = work / "synthfoley_v2", work / "prepared_v2"
+    if (start := stage("dynamics")) is not None:
+        for split, count in splits.items():
+            if not (dynamics / split / "metadata.jsonl").is_file():
+                generate_dataset(dynamics, split, count, seed=0, workers=workers, overwrite=True, version=2)
+        _prepare(dynamics / "train", prepared_dynamics, parts, quick)
+        timings["dynamics"] = time.monotonic() - start
+    if (start := stage("loudness")) is not None:
+        _train("loudness", work / "temporal" / "final", prepared_dynamics, work / "loudness", quick)
+        timings["loudness"] = time.monotonic() - start
     if (start := stage("onset")) is not None:
         _train("onset", None, prepared, work / "onset", quick)
         timings["onset"] = time.monotonic() - start
@@ -337,9 +377,9 @@ def build(
 
 
 def export(work: Path, out: Path, overwrite: bool = False) -> Path:
-    """The temporal stage's pipeline (base + both adapters) with the trained detector and alignment
-    classifier, saved natively."""
-    from diffusers import AutoencoderKL
+    """The temporal stage's pipeline (base + both adapters) with the trained detector, alignment
+    classifier and (once its stage has run) loudness controller, saved natively."""
+    from diffusers import AutoencoderKL, ControlNetModel
 
     from ..models import AlignmentClassifier, OnsetDetector
     from ..pipeline import FoleyCrafterPipeline
@@ -357,11 +397,15 @@ def export(work: Path, out: Path, overwrite: bool = False) -> Path:
             work / "alignment" / "final" / "alignment_classifier"
         ),
     )
+    loudness = work / "loudness" / "final" / "loudness_controller"
+    if loudness.is_dir():
+        pipe.register_modules(loudness_controller=ControlNetModel.from_pretrained(loudness))
     pipe.register_to_config(default_temporal_scale=DEFAULT_TEMPORAL_SCALE)
     # The UNet and its ControlNet copy are most of the bytes: stored as float16 (from_pretrained
     # loads them back as float32) the v2 stack fits the 25 MB bundle; in float32 it would not.
     for name in STORED_AS_FLOAT16:
-        getattr(pipe, name).to(torch.float16)
+        if getattr(pipe, name) is not None:
+            getattr(pipe, name).to(torch.float16)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     pipe.save_pretrained(partial)
