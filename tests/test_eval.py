@@ -158,6 +158,7 @@ def test_configurations_match_the_issue_table():
         "semantic_empty_prompt",
         "temporal_gt_onsets",
         "both_detected",
+        "both_detected_loudness",
         "both_detected_release_timing",
         "autoencoder_ceiling",
         "autoencoder_ceiling_silence",
@@ -185,15 +186,25 @@ def test_configurations_match_the_issue_table():
 
 def test_configurations_the_model_cannot_run_are_named():
     bare = SimpleNamespace(
-        has_semantic_adapter=False, image_encoder=None, controlnet=None, onset_detector=None
+        has_semantic_adapter=False,
+        image_encoder=None,
+        controlnet=None,
+        onset_detector=None,
+        loudness_controller=None,
     )
     c = running.CONFIGURATIONS
     assert running._missing_parts(bare, c["base_empty_prompt"]) == []
     assert running._missing_parts(bare, c["semantic_empty_prompt"]) == ["semantic adapter"]
     assert running._missing_parts(bare, c["both_detected"]) == ["semantic adapter", "temporal controller"]
     no_detector = SimpleNamespace(
-        has_semantic_adapter=True, image_encoder=object(), controlnet=object(), onset_detector=None
+        has_semantic_adapter=True,
+        image_encoder=object(),
+        controlnet=object(),
+        onset_detector=object(),
+        loudness_controller=None,
     )
+    assert running._missing_parts(no_detector, c["both_detected_loudness"]) == ["loudness controller"]
+    no_detector.onset_detector = None
     assert running._missing_parts(no_detector, c["temporal_gt_onsets"]) == []
     assert running._missing_parts(no_detector, c["both_detected"]) == ["video onset detector"]
 
@@ -462,3 +473,40 @@ def test_eval_shares_jobs_and_fails_alike_in_every_process(monkeypatch):
     for rank in (0, 1):
         with pytest.raises(ValueError, match=f"process {1 - rank}: RuntimeError: out of memory"):
             running._generate_shared(None, None, jobs, 1, "cpu", None, "saved", Processes(rank, 2, rank))
+
+
+def test_eval_scores_loudness_and_steers_with_a_rough_ground_truth_curve(
+    model_with_loudness_controller, tiny_split
+):
+    """Every configuration reports how closely its audio's loudness follows the ground truth's; the
+    loudness configuration hands the pipeline the same rough curve for a clip whatever the model."""
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.eval.classifier import read_split, read_wav
+    from foleycrafter.loudness import audio_loudness
+
+    results = running.evaluate_model(
+        model_with_loudness_controller,
+        tiny_split,
+        configurations=["both_detected", "both_detected_loudness"],
+        steps=2,
+        classifier=None,
+        sync_classifier=None,
+    )
+    truth = results["ground_truth"]["metrics"]
+    assert truth["loudness_error_db"] is None and truth["loudness_correlation"] is None
+    plain, steered = (entry["metrics"] for entry in results["configurations"])
+    for metrics in (plain, steered):
+        assert metrics["loudness_error_db"] > 0 and -1 <= metrics["loudness_correlation"] <= 1
+    assert plain["loudness_error_db"] != steered["loudness_error_db"]
+    row = results["configurations"][1]["clips"][0]
+    assert set(row) >= {"loudness_error_db", "loudness_correlation"}
+
+    pipe = FoleyCrafterPipeline.from_pretrained(model_with_loudness_controller)
+    record = read_split(tiny_split, "test")[0]
+    rough = running.clip_loudness_condition(pipe, record, "rough", seed=42)
+    exact = running.clip_loudness_condition(pipe, record, "ground_truth", seed=42)
+    assert rough.shape == exact.shape == (pipe.timeline().clip_columns(record["duration"]),)
+    np.testing.assert_array_equal(rough, running.clip_loudness_condition(pipe, record, "rough", seed=42))
+    measured = audio_loudness(read_wav(record["audio_path"])[0], pipe.timeline())
+    np.testing.assert_allclose(exact[: measured.size], measured[: exact.size])
+    assert 0 < np.abs(rough - exact).mean() < 10

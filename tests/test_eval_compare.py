@@ -103,3 +103,18 @@ def test_cli_compare_prints_the_verdicts_and_writes_json(tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match="not JSON"):
         benchmark.run(parser.parse_args(["--compare", str(tmp_path / "broken.json"), str(candidate)]))
+
+
+def test_a_larger_loudness_error_is_worse():
+    """The loudness error is the one compared metric where smaller is better; clips silent on both
+    sides (no error) are left out of the means."""
+    close, far = rows(), rows()
+    for i, (a, b) in enumerate(zip(close, far)):
+        a["loudness_error_db"], b["loudness_error_db"] = 2.0 + 0.1 * (i % 3), 6.0 + 0.1 * (i % 5)
+    close[0]["loudness_error_db"] = far[0]["loudness_error_db"] = None
+    compared = compare_configuration(close, far, resamples=200)["loudness_error_db"]
+    assert compared["difference"] > 3.5 and compared["low"] > 0 and compared["verdict"] == "worse"
+    assert compare_configuration(far, close, resamples=200)["loudness_error_db"]["verdict"] == "better"
+    assert (
+        compare_configuration(rows(), rows(), resamples=50)["loudness_error_db"]["verdict"] == "not measured"
+    )

@@ -11,7 +11,8 @@ for both). The 95 % interval of those differences says whether a change is noise
 * ``within noise``: the interval contains zero.
 
 Metrics: onset F1 at +-50 ms and average precision at +-100 ms (micro-averaged over the resampled
-clips, as the benchmark computes them) and semantic accuracy. The Fréchet distance is a statistic
+clips, as the benchmark computes them), semantic accuracy, Align Acc and the loudness error in dB
+(lower is better: its verdicts read the other way). The Fréchet distance is a statistic
 of the whole set and is shown without an interval. Scores are recomputed from the rows' stored
 onset times (rounded to 10 µs), so a match at the tolerance's edge can differ from the file's table.
 
@@ -35,10 +36,15 @@ COMPARED_METRICS = (
     ("average_precision", "onset AP @ 100 ms"),
     ("semantic_accuracy", "semantic accuracy"),
     ("align_accuracy", "Align Acc"),
+    ("loudness_error_db", "loudness error dB"),
 )
 
 
-def _sample_metrics(matches, correct, in_sync, sample: np.ndarray) -> dict[str, float | None]:
+#: Metrics where a smaller value is the better one (their verdicts flip).
+LOWER_IS_BETTER = frozenset({"loudness_error_db"})
+
+
+def _sample_metrics(matches, correct, in_sync, loudness, sample: np.ndarray) -> dict[str, float | None]:
     """The compared metrics over the clips ``sample`` (indices, with repeats) of one side."""
     onsets = pooled_onset_metrics([matches[i] for i in sample])
     return {
@@ -46,6 +52,7 @@ def _sample_metrics(matches, correct, in_sync, sample: np.ndarray) -> dict[str, 
         "average_precision": onsets["average_precision"],
         "semantic_accuracy": None if correct is None else float(np.mean(correct[sample])),
         "align_accuracy": None if in_sync is None else float(np.mean(in_sync[sample])),
+        "loudness_error_db": None if loudness is None else float(np.nanmean(loudness[sample])),
     }
 
 
@@ -62,7 +69,10 @@ def _side(rows: Sequence[dict]):
     correct = per_clip([row.get("semantic_correct") for row in rows])
     probabilities = [row.get("sync_probability") for row in rows]
     in_sync = None if any(p is None for p in probabilities) else per_clip([p >= 0.5 for p in probabilities])
-    return matches, correct, in_sync
+    # A clip silent on both sides has no loudness error (NaN): the resamples' means skip it.
+    errors = [row.get("loudness_error_db", "missing") for row in rows]
+    loudness = None if "missing" in errors else np.array([np.nan if e is None else e for e in errors], float)
+    return matches, correct, in_sync, loudness
 
 
 def compare_configuration(
@@ -106,7 +116,10 @@ def compare_configuration(
             result[name]["verdict"] = "not measured"
             continue
         low, high = np.percentile(differences[name], [2.5, 97.5])
-        verdict = "worse" if high < 0 else "better" if low > 0 else "within noise"
+        if name in LOWER_IS_BETTER:
+            verdict = "worse" if low > 0 else "better" if high < 0 else "within noise"
+        else:
+            verdict = "worse" if high < 0 else "better" if low > 0 else "within noise"
         result[name] = {
             "baseline": base_full[name],
             "candidate": cand_full[name],

@@ -32,6 +32,8 @@ _COLUMNS = (
     ("semantic acc", "semantic_accuracy", "{:.3f}"),
     ("Frechet", "frechet_distance", "{:.2f}"),
     ("Align Acc", "align_accuracy", "{:.3f}"),
+    ("loud err dB", "loudness_error_db", "{:.1f}"),
+    ("loud corr", "loudness_correlation", "{:.2f}"),
     ("s/clip", "generation_seconds_per_clip", "{:.1f}"),
 )
 

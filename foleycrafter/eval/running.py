@@ -38,6 +38,7 @@ name                              semantic  temporal  prompt       onsets       
 ``semantic_empty_prompt``         1.0       0         ""           --              needs the adapter
 ``temporal_gt_onsets``            0         model's   the caption  ground truth    needs the controller
 ``both_detected``                 1.0       model's   ""           video detector  the default
+``both_detected_loudness``        1.0       model's   ""           video detector  + a rough ground-truth loudness curve
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
 ``autoencoder_ceiling_silence``   --        --        --           --              the same, silence after the clip's end
@@ -95,6 +96,8 @@ METRIC_NAMES = (
     "semantic_accuracy",
     "frechet_distance",
     "align_accuracy",
+    "loudness_error_db",
+    "loudness_correlation",
 )
 
 
@@ -121,6 +124,9 @@ class Configuration:
             clip's ground-truth audio through the model's VAE and vocoder, no denoising: the
             ceiling of generation; the other fields are then unused) or ``"vocode"`` (its mel
             spectrogram through the vocoder alone: what the vocoder loses, apart from the VAE).
+        loudness: a curve for the loudness controller: ``"ground_truth"`` (the clip's ground-truth
+            audio's, :func:`~foleycrafter.loudness.audio_loudness`), ``"rough"`` (that curve roughened
+            as a person would draw it, seeded by the clip) or ``None`` (no controller).
         padding: for ``"reconstruct"`` and ``"vocode"``, what follows the clip's end in its mel
             image up to the window's end: ``"mirror"`` (its own columns reflected, as generation
             goes on with sound there) or ``"silence"``
@@ -138,8 +144,13 @@ class Configuration:
     max_duration: float | None = None
     source: str = "generate"
     padding: str = "mirror"
+    loudness: str | None = None
 
     def __post_init__(self):
+        if self.loudness not in (None, "ground_truth", "rough"):
+            raise ValueError(
+                f"Configuration.loudness must be None, 'ground_truth' or 'rough', got {self.loudness!r}."
+            )
         if self.source not in SOURCES:
             raise ValueError(
                 f"Configuration.source must be one of {', '.join(SOURCES)}, got {self.source!r}."
@@ -182,6 +193,14 @@ CONFIGURATIONS: dict[str, Configuration] = {
             semantic_scale=1.0,
             temporal_scale=RELEASE_TEMPORAL_SCALE,
             onsets="detector",
+        ),
+        Configuration(
+            "both_detected_loudness",
+            "+ both, detected onsets, and a rough version of the ground truth's loudness curve",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            loudness="rough",
         ),
         Configuration(
             "both_detected_release_timing",
@@ -337,6 +356,12 @@ def evaluate_model(
 
     def scores(rows, audios, selected, reference) -> dict:
         metrics = _aggregate(rows, audios, model_classifier, reference)
+        if reference is not None:
+            for row, audio, truth, record in zip(rows, audios, reference, selected):
+                row.update(loudness_scores(audio, truth, float(record["duration"])))
+            for name in ("loudness_error_db", "loudness_correlation"):
+                values = [row[name] for row in rows if row[name] is not None]
+                metrics[name] = float(np.mean(values)) if values else None
         if sync is not None:
             from .sync import align_accuracy
 
@@ -519,6 +544,8 @@ def _missing_parts(pipe, configuration: Configuration) -> list[str]:
             missing.append("temporal controller")
         elif configuration.onsets == "detector" and pipe.onset_detector is None:
             missing.append("video onset detector")
+    if configuration.loudness is not None and pipe.loudness_controller is None:
+        missing.append("loudness controller")
     return missing
 
 
@@ -624,12 +651,49 @@ def generate_clip_audio(
     }
     if configuration.temporal_scale > 0 and configuration.onsets == "ground_truth":
         kwargs["onsets"] = list(record["onsets"])
+    if configuration.loudness is not None:
+        kwargs["loudness"] = clip_loudness_condition(pipe, record, configuration.loudness, seed)
     kwargs.update(pipeline_kwargs or {})
     audio = pipe(**kwargs).audios[0]
     audio = np.asarray(audio.cpu().numpy() if hasattr(audio, "cpu") else audio, dtype=np.float32)
     if not np.all(np.isfinite(audio)):
         raise ValueError(f"the model generated non-finite audio for {record['id']} ({configuration.name}).")
     return audio
+
+
+def clip_loudness_condition(pipe, record, kind: str, seed: int) -> np.ndarray:
+    """The curve a ``loudness`` configuration gives the pipeline for ``record``: its ground-truth
+    audio's (dBFS per mel column of the clip), roughened for ``"rough"`` with a generator seeded by
+    ``seed`` and the clip's index (the same curve for every model)."""
+    from ..loudness import audio_loudness, fit_to_clip, roughen_loudness
+    from .classifier import read_wav
+
+    timeline = pipe.timeline()
+    curve = fit_to_clip(
+        audio_loudness(read_wav(record["audio_path"])[0], timeline), record["duration"], timeline
+    )
+    if kind == "rough":
+        rng = np.random.default_rng([int(seed), int(record["index"]), 0x10D])
+        curve = roughen_loudness(curve, curve.size, rng, timeline)
+    return curve
+
+
+def loudness_scores(audio: np.ndarray, reference: np.ndarray, duration: float) -> dict:
+    """How closely ``audio``'s loudness curve follows ``reference``'s over a clip: the mean absolute
+    difference in dB over the columns where either is audible (above -60 dBFS), and the Pearson
+    correlation of the two curves (``None`` for a flat curve)."""
+    from ..loudness import audio_loudness, fit_to_clip, loudness_error_db
+    from ..timeline import Timeline
+
+    timeline = Timeline()  # the benchmark scores 16 kHz audio
+    generated = fit_to_clip(audio_loudness(audio, timeline), duration, timeline)
+    target = fit_to_clip(audio_loudness(reference, timeline), duration, timeline)
+    error = loudness_error_db(generated, target)
+    flat = generated.std() < 1e-6 or target.std() < 1e-6
+    return {
+        "loudness_error_db": None if math.isnan(error) else round(error, 4),
+        "loudness_correlation": None if flat else round(float(np.corrcoef(generated, target)[0, 1]), 5),
+    }
 
 
 # -- scoring -------------------------------------------------------------------------------------------
@@ -673,6 +737,7 @@ def _aggregate(rows, audios, classifier, reference=None) -> dict:
     metrics["semantic_accuracy"] = None
     metrics["frechet_distance"] = None
     metrics["align_accuracy"] = None
+    metrics["loudness_error_db"] = metrics["loudness_correlation"] = None
     if classifier is not None:
         predictions, embeddings = classifier.classify(audios)
         for row, predicted in zip(rows, predictions):
