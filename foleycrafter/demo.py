@@ -4,7 +4,10 @@
 
 The page walks through what the pipeline does: the onset detector's times are drawn on a timeline
 over the video and can be edited (added, removed, moved) as comma-separated seconds; generation then
-conditions the temporal controller on exactly those times (``onsets=``). The result is the video
+conditions the temporal controller on exactly those times (``onsets=``). For a model with a loudness
+controller, a loudness curve can be typed as ``seconds:dB`` points or taken from a reference
+recording (simplified to points, then editable); it is drawn over the video and followed
+(``loudness=``). The result is the video
 with its new soundtrack (the video stream copied), the wav, a spectrogram with the onsets marked,
 and how long each stage took.
 
@@ -240,6 +243,17 @@ def _source(times: list[float] | None, report: dict | None) -> str:
     return "edited"
 
 
+def parse_loudness(text: str | None, duration: float):
+    """The loudness field's points (``seconds:dB, ...``) for a video of ``duration`` seconds, or
+    ``None`` when empty; a mistake is a :class:`DemoError` that says how to write them."""
+    from .loudness import parse_loudness_points
+
+    try:
+        return parse_loudness_points(text, duration)
+    except ValueError as error:
+        raise DemoError(str(error)) from None
+
+
 def _timeline_report(duration: float, times: list[float], report: dict | None, threshold: float) -> dict:
     """A report for :func:`foleycrafter.plots.onset_plot`: the detector's curve when there is one,
     with the (possibly edited) onset times."""
@@ -390,6 +404,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
     import torch
 
     from .generation import detect_video_onsets
+    from .plots import loudness_plot
     from .video import FFmpegError, mux_audio, write_audio
 
     cache = cache or PipelineCache(options.device)
@@ -477,6 +492,37 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             times, _source(times, report)
         )
 
+    def on_loudness_edit(text, video):
+        if not video:
+            return gr.skip(), gr.skip()
+        try:
+            info = check_video(video, *limits)
+            points = parse_loudness(text, info.duration)
+        except Exception as error:
+            return gr.skip(), _error_markdown(error, "Check the loudness points")
+        note = "" if points is None else f"Loudness: {len(points[0])} point(s), followed when you generate."
+        return loudness_plot(info.duration, points), note
+
+    def on_reference(reference, video, folder_text):
+        """The reference recording's loudness, simplified to points the visitor can edit."""
+        from .loudness import fit_to_clip, format_loudness_points, reference_loudness, simplify_curve
+
+        try:
+            if not reference:
+                raise DemoError("Choose a reference recording (an audio or video file with sound) first.")
+            info = check_video(video, *limits)
+            timeline = cache.get(model_folder(folder_text)).timeline()
+            curve = fit_to_clip(reference_loudness(reference, timeline), info.duration, timeline)
+            measured = ((np.arange(curve.size) + 0.5) / timeline.columns_per_second, curve)
+            points = simplify_curve(curve, timeline)
+        except Exception as error:
+            return fail(error, "Cannot use this reference"), gr.skip(), gr.skip()
+        status = (
+            f"Loudness of `{Path(reference).name}` (grey) as {len(points[0])} points (red); edit them or "
+            "**Generate**."
+        )
+        return status, format_loudness_points(points), loudness_plot(info.duration, points, measured)
+
     def on_generate(
         video,
         prompt,
@@ -491,6 +537,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         folder_text,
         onsets_text,
         report,
+        loudness_text,
+        loudness_scale,
         progress=tqdm_progress,
     ):
         unchanged = (gr.skip(),) * 7
@@ -498,6 +546,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             started = time.perf_counter()
             info = check_video(video, *limits)
             times = parse_onsets(onsets_text, info.duration)
+            loudness = parse_loudness(loudness_text, info.duration)
             if seed is None:
                 raise DemoError("Settings → Seed is empty; enter a whole number, e.g. 42.")
             folder = model_folder(folder_text)
@@ -508,6 +557,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     f"Settings → Alignment guidance is {float(alignment_scale):g}, but the model `{folder}` "
                     "has no alignment classifier: set it to 0, or choose a model folder that has one "
                     "(`foleycrafter train alignment` writes it)."
+                )
+            if loudness is not None and float(loudness_scale) > 0 and pipe.loudness_controller is None:
+                raise DemoError(
+                    f"Loudness points are given, but the model `{folder}` has no loudness controller: clear "
+                    "the points, or choose a model folder that has one (`foleycrafter train loudness` writes it)."
                 )
             loaded = time.perf_counter()
             source, plot = _source(times, report), gr.skip()
@@ -528,6 +582,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 temporal_scale=float(temporal_scale),
                 alignment_guidance_scale=float(alignment_scale),
                 onsets=times,
+                loudness=loudness if pipe.loudness_controller is not None else None,
+                loudness_scale=float(loudness_scale),
                 frame_short_side=FRAME_SHORT_SIDE,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
             )
@@ -550,6 +606,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             return (fail(error, "Could not generate"),) + unchanged
         written = time.perf_counter()
         unused = " (not used: temporal scale 0)" if float(temporal_scale) == 0 else ""
+        if result.loudness_curves is not None:
+            unused += f", following {len(loudness[0])} loudness point(s)"
         status = (
             f"**Done.** Generated {len(audio) / rate:.2f} s of sound in {written - started:.1f} s "
             f"(model {loaded - started:.1f} s, onsets {detected - loaded:.1f} s, generation "
@@ -659,6 +717,44 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             )
             generate_button = gr.Button("2. Generate", variant="primary", elem_id="generate", scale=1)
         onset_summary = gr.Markdown(_onset_summary(None, ""), elem_id="onset-summary")
+        with gr.Accordion("Loudness (for models with a loudness controller)", open=False):
+            loudness_picture = gr.Image(
+                label="Loudness over the video (red: the points the sound will follow; grey: the reference)",
+                type="pil",
+                format="png",
+                interactive=False,
+                elem_id="loudness-plot",
+                height=260,
+            )
+            with gr.Row(equal_height=True):
+                loudness_points = gr.Textbox(
+                    label="Loudness points (seconds:dB, separated by commas)",
+                    placeholder="e.g. 0:-40, 1.5:-10, 3:-30",
+                    info="Joined by straight lines; 0 dB is full scale, -20 moderate, -60 faint. Empty: the "
+                    "model chooses the levels.",
+                    elem_id="loudness-points",
+                    scale=3,
+                )
+                loudness_scale = gr.Slider(
+                    0,
+                    2,
+                    value=1.0,
+                    step=0.05,
+                    label="Loudness scale",
+                    elem_id="loudness-scale",
+                    info="how strongly the sound follows the points (0 = off)",
+                    scale=1,
+                )
+            with gr.Row(equal_height=True):
+                reference = gr.File(
+                    label="Reference recording (audio or video with sound)",
+                    elem_id="loudness-reference",
+                    scale=3,
+                )
+                reference_button = gr.Button(
+                    "Use the reference's loudness", elem_id="loudness-from-reference"
+                )
+            loudness_note = gr.Markdown("", elem_id="loudness-note")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
             with gr.Column(scale=1):
@@ -705,6 +801,19 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         onsets.change(
             on_edit, [onsets, video, report, threshold], [plot, onset_summary], concurrency_limit=None
         )
+        loudness_points.change(
+            on_loudness_edit,
+            [loudness_points, video],
+            [loudness_picture, loudness_note],
+            concurrency_limit=None,
+        )
+        reference_button.click(
+            on_reference,
+            [reference, video, folder],
+            [status, loudness_points, loudness_picture],
+            concurrency_id="model",
+            concurrency_limit=1,
+        )
         generate_button.click(
             on_generate,
             [
@@ -721,6 +830,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 folder,
                 onsets,
                 report,
+                loudness_points,
+                loudness_scale,
             ],
             [status, out_video, out_wav, spectrogram, report, plot, onsets, onset_summary],
             concurrency_id="model",

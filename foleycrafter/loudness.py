@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -272,6 +273,73 @@ def fit_to_clip(curve: np.ndarray, duration: float, timeline: Timeline) -> np.nd
     out = np.full(count, LOUDNESS_FLOOR_DB, dtype=np.float32)
     out[: min(count, len(curve))] = np.asarray(curve, dtype=np.float32)[:count]
     return out
+
+
+def parse_loudness_points(text: str | None, duration: float | None = None) -> LoudnessPoints | None:
+    """Points typed by a person (the demo's field): ``"0:-40, 1.5:-10, 3:-30"``, i.e. ``seconds:dB``
+    pairs separated by commas, semicolons or new lines (``s`` and ``dB`` suffixes allowed).
+
+    Returns:
+        ``(times, levels)`` sorted by time, checked like :func:`loudness_points` when ``duration``
+        is given; ``None`` for an empty text (no curve: the loudness controller is not used).
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    times, levels = [], []
+    for item in re.split(r"[,;\n]+", text):
+        item = item.strip()
+        if not item:
+            continue
+        parts = item.split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            time = float(parts[0].strip().removesuffix("s"))
+            level = float(parts[1].strip().removesuffix("dB").removesuffix("db").strip())
+        except ValueError:
+            raise ValueError(
+                f"Loudness points: `{item}` is not `seconds:dB`. Write e.g. `0:-40, 1.5:-10` "
+                "(times in seconds, levels in dBFS: 0 is full scale, -20 moderate, -60 faint)."
+            ) from None
+        times.append(time)
+        levels.append(level)
+    order = np.argsort(times, kind="stable")
+    points = np.asarray(times, dtype=np.float64)[order], np.asarray(levels, dtype=np.float64)[order]
+    if duration is None:
+        return points
+    return _checked_points(points[0], points[1], duration, "Loudness points")
+
+
+def format_loudness_points(points: LoudnessPoints) -> str:
+    """``(times, levels)`` as the text :func:`parse_loudness_points` reads (0.01 s, 0.1 dB)."""
+    return ", ".join(f"{t:.2f}:{level:.1f}" for t, level in zip(*points))
+
+
+def simplify_curve(
+    curve: np.ndarray, timeline: Timeline, tolerance_db: float = 2.0, max_points: int = 40
+) -> LoudnessPoints:
+    """Few points whose straight lines stay within ``tolerance_db`` of a per-column curve
+    (Ramer-Douglas-Peucker in time and dB, a point added where the lines stray furthest), at most
+    ``max_points``: a measured or predicted curve as a person can read and edit it.
+
+    Returns:
+        ``(times, levels)``: seconds of the column centres and their levels (dBFS).
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    if curve.size == 0:
+        raise ValueError("simplify_curve: the curve is empty.")
+    chosen = {0, curve.size - 1}
+    while len(chosen) < max_points:
+        anchors = np.array(sorted(chosen))
+        straight = np.interp(np.arange(curve.size), anchors, curve[anchors])
+        error = np.abs(curve - straight)
+        worst = int(np.argmax(error))
+        if error[worst] <= tolerance_db:
+            break
+        chosen.add(worst)
+    anchors = np.array(sorted(chosen))
+    return (anchors + 0.5) / timeline.columns_per_second, curve[anchors]
 
 
 def roughen_loudness(

@@ -250,6 +250,52 @@ def test_bad_inputs_are_reported_and_the_server_keeps_serving(page, native_model
     _assert_soundtrack(result, VIDEO_SECONDS)
 
 
+def test_loudness_points_and_reference(page, model_with_loudness_controller, test_video, tmp_path):
+    """Typed points are drawn and checked as they are typed; a model without a loudness controller is
+    refused with what to do; a reference recording becomes editable points; the points steer."""
+    from foleycrafter.video import write_audio
+
+    _upload(page, test_video)
+    _wait_for_text(page, "#status", "fps")
+    page.get_by_role("button", name="Loudness (for models with a loudness controller)").click()
+    page.locator("#loudness-points textarea").wait_for(state="visible")
+    page.wait_for_timeout(500)
+    note = _fill_until(
+        page, "#loudness-points textarea", "0:loud", "#loudness-note", "Check the loudness points"
+    )
+    assert "0:loud is not seconds:dB" in note  # Markdown shows the code marks as code
+    _fill_until(page, "#loudness-points textarea", "0:-50, 1.5:-10", "#loudness-note", "2 point(s)")
+    _open_settings(page)
+    _set_number(page, "steps", STEPS)
+    page.click("#generate")  # the server's model has no loudness controller
+    status = _wait_for_text(page, "#status", "Could not generate.")
+    assert "has no loudness controller" in status and "clear the points" in status
+
+    _fill_until(
+        page, "#model-folder textarea", str(model_with_loudness_controller), "#model-banner", "Model:"
+    )
+    _set_number(page, "steps", STEPS)
+    status, result = _generate_and_fetch(page, tmp_path)
+    assert "following 2 loudness point(s)" in status
+    _assert_soundtrack(result, VIDEO_SECONDS)
+
+    # A reference that swells from silence: its curve arrives as points that rise.
+    t = np.arange(int(VIDEO_SECONDS * 16000)) / 16000
+    reference = write_audio(
+        tmp_path / "swell.wav", 0.5 * (t / t[-1]) ** 2 * np.sin(2 * np.pi * 440 * t), 16000
+    )
+    page.set_input_files("#loudness-reference input[type=file]", str(reference))
+    page.wait_for_timeout(500)
+    page.click("#loudness-from-reference")
+    status = _wait_for_text(page, "#status", "points (red)")
+    assert "swell.wav" in status
+    from foleycrafter.loudness import parse_loudness_points
+
+    times, levels = parse_loudness_points(page.input_value("#loudness-points textarea"))
+    assert len(times) >= 3 and levels[-1] > levels[1] + 20 and times[-1] <= VIDEO_SECONDS
+    _wait_for_text(page, "#loudness-note", "point(s)")
+
+
 def test_onset_text():
     from foleycrafter.demo import DemoError, format_onsets, parse_onsets
 

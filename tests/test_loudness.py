@@ -247,3 +247,33 @@ def test_bad_loudness_is_refused_early(loudness_pipe, native_model):
     assert released.loudness_controller is None
     with pytest.raises(ValueError, match="no loudness controller"):
         _generate(released, loudness=np.full(10, -20.0))
+
+
+def test_typed_points_and_simplified_curves():
+    from foleycrafter.loudness import format_loudness_points, parse_loudness_points, simplify_curve
+    from foleycrafter.plots import loudness_plot
+
+    assert parse_loudness_points("  ") is None
+    times, levels = parse_loudness_points("1.5s:-10dB; 0:-40\n3:-30", duration=3.0)
+    assert times.tolist() == [0.0, 1.5, 3.0] and levels.tolist() == [-40.0, -10.0, -30.0]
+    assert format_loudness_points((times, levels)) == "0.00:-40.0, 1.50:-10.0, 3.00:-30.0"
+    np.testing.assert_array_equal(parse_loudness_points(format_loudness_points((times, levels)))[1], levels)
+    with pytest.raises(ValueError, match="is not `seconds:dB`"):
+        parse_loudness_points("0:-40, loud")
+    with pytest.raises(ValueError, match="within the clip"):
+        parse_loudness_points("0:-40, 5:-10", duration=3.0)
+    # A swell then a fade, sampled per column: a handful of points within 2 dB of every column.
+    curve = np.concatenate([np.linspace(-60, -10, 150), np.linspace(-10, -40, 150)])
+    points = simplify_curve(curve, TIMELINE, tolerance_db=2.0)
+    assert 3 <= len(points[0]) <= 6
+    redrawn = np.interp((np.arange(300) + 0.5) / 100, *points)
+    assert np.abs(redrawn - curve).max() <= 2.0
+    assert (
+        len(simplify_curve(np.random.default_rng(0).normal(-30, 10, 500), TIMELINE, max_points=12)[0]) == 12
+    )
+    pixels = np.asarray(loudness_plot(3.0, (times, levels), points)).reshape(-1, 3).astype(int)
+    red = np.abs(pixels - (220, 30, 30)).max(axis=1) < 10
+    grey = np.abs(pixels - (150, 150, 150)).max(axis=1) < 10
+    assert red.sum() > 500 and grey.sum() > 200  # the points' lines over the reference
+    empty = np.asarray(loudness_plot(3.0)).reshape(-1, 3).astype(int)
+    assert (np.abs(empty - (220, 30, 30)).max(axis=1) < 10).sum() == 0
