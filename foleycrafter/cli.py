@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--loudness",
         metavar="FILE",
         help='how loud each moment should be: a .csv (rows: seconds, dBFS) or .json ({"times": [...], '
-        '"db": [...]}) of points joined by straight lines; needs a model with a loudness controller',
+        '"db": [...]}) of points joined by straight lines, or "video" (the model\'s loudness predictor reads '
+        "it off the frames); needs a model with a loudness controller",
     )
     loudness.add_argument(
         "--loudness-from",
@@ -602,6 +603,13 @@ def _loudness_source(args, pipe):
         )
     from .loudness import fit_to_clip, read_loudness_file, reference_loudness
 
+    if args.loudness == "video":
+        if pipe.components.get("loudness_predictor") is None:
+            raise UsageError(
+                f"--loudness video needs a model with a loudness predictor, and {args.model or 'the default model'} "
+                "has none: train one with `foleycrafter train loudness_predictor`, or give a curve file."
+            )
+        return lambda duration: "video"
     if args.loudness:
         points = read_loudness_file(args.loudness)
         return lambda duration: points

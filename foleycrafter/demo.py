@@ -523,6 +523,30 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         )
         return status, format_loudness_points(points), loudness_plot(info.duration, points, measured)
 
+    def on_predicted(video, folder_text):
+        """The loudness predictor's curve of the video, simplified to points the visitor can edit."""
+        from .generation import predict_video_loudness
+        from .loudness import format_loudness_points, simplify_curve
+
+        try:
+            info = check_video(video, *limits)
+            pipe = cache.get(model_folder(folder_text))
+            if pipe.loudness_predictor is None:
+                raise DemoError(
+                    "This model has no loudness predictor: type loudness points, or take them from a "
+                    "reference recording (`foleycrafter train loudness_predictor` makes a predictor)."
+                )
+            timeline = pipe.timeline()
+            curve = predict_video_loudness(
+                pipe.loudness_predictor, info, timeline, short_side=FRAME_SHORT_SIDE
+            )
+            predicted = ((np.arange(curve.size) + 0.5) / timeline.columns_per_second, curve)
+            points = simplify_curve(curve, timeline)
+        except Exception as error:
+            return fail(error, "Cannot predict the loudness"), gr.skip(), gr.skip()
+        status = f"Predicted loudness of the video (grey) as {len(points[0])} points (red); edit them or **Generate**."
+        return status, format_loudness_points(points), loudness_plot(info.duration, points, predicted)
+
     def on_generate(
         video,
         prompt,
@@ -751,9 +775,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     elem_id="loudness-reference",
                     scale=3,
                 )
-                reference_button = gr.Button(
-                    "Use the reference's loudness", elem_id="loudness-from-reference"
-                )
+                with gr.Column(scale=1):
+                    reference_button = gr.Button(
+                        "Use the reference's loudness", elem_id="loudness-from-reference"
+                    )
+                    predicted_button = gr.Button("Predict it from the video", elem_id="loudness-from-video")
             loudness_note = gr.Markdown("", elem_id="loudness-note")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
@@ -806,6 +832,13 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             [loudness_points, video],
             [loudness_picture, loudness_note],
             concurrency_limit=None,
+        )
+        predicted_button.click(
+            on_predicted,
+            [video, folder],
+            [status, loudness_points, loudness_picture],
+            concurrency_id="model",
+            concurrency_limit=1,
         )
         reference_button.click(
             on_reference,

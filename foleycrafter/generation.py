@@ -397,6 +397,38 @@ def detect_in_windows(
     return detections
 
 
+def predict_video_loudness(
+    predictor,
+    video: str | os.PathLike | VideoInfo,
+    timeline: Timeline,
+    short_side: int | None = None,
+    window_overlap: float = 1.0,
+) -> np.ndarray:
+    """The loudness predictor's curve of a whole video file, window by window as generation walks
+    it (each mel column from the window that owns its time).
+
+    Returns:
+        float32 ``(timeline.clip_columns(duration),)`` dBFS per mel column of the video.
+    """
+    from .models.loudness import levels_to_curve
+
+    info = video if isinstance(video, VideoInfo) else read_video_info(video)
+    centres = (np.arange(timeline.clip_columns(info.duration)) + 0.5) / timeline.columns_per_second
+    curve = np.zeros(centres.size, dtype=np.float32)
+    for video_window, clip in walk_windows(info, info.duration, timeline, window_overlap, None, short_side):
+        levels = predictor.predict(clip.frames)[0].numpy()
+        window_curve = levels_to_curve(levels, clip.duration, timeline)
+        low, high = video_window.owned
+        owned = np.flatnonzero((centres >= low) & (centres < high))
+        local = np.clip(
+            np.floor((centres[owned] - video_window.start_seconds) * timeline.columns_per_second).astype(int),
+            0,
+            window_curve.size - 1,
+        )
+        curve[owned] = window_curve[local]
+    return curve
+
+
 def detect_video_onsets(
     detector,
     video: str | os.PathLike | VideoInfo,

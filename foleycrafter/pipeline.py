@@ -92,6 +92,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         loudness_controller (`ControlNetModel`, optional): the loudness controller, conditioned on a
             loudness curve (dBFS per mel column, :mod:`foleycrafter.loudness`); its residuals add to
             the temporal controller's, as diffusers adds those of several ControlNets.
+        loudness_predictor (`LoudnessPredictor`, optional): video frames -> per-frame loudness, the
+            curve of ``loudness="video"``.
         image_encoder (`CLIPVisionModelWithProjection`, optional), feature_extractor
             (`CLIPImageProcessor`, optional): video frames -> CLIP image embeddings.
         onset_detector (`OnsetDetector`, optional): video frames -> per-frame onset probabilities.
@@ -111,6 +113,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     _optional_components = [
         "controlnet",
         "loudness_controller",
+        "loudness_predictor",
         "image_encoder",
         "feature_extractor",
         "onset_detector",
@@ -138,6 +141,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         onset_detector=None,
         alignment_classifier=None,
         loudness_controller=None,
+        loudness_predictor=None,
         window_columns: int = 1024,
         default_temporal_scale: float = RELEASE_TEMPORAL_SCALE,
         default_num_inference_steps: int = RELEASE_NUM_INFERENCE_STEPS,
@@ -156,6 +160,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             onset_detector=onset_detector,
             alignment_classifier=alignment_classifier,
             loudness_controller=loudness_controller,
+            loudness_predictor=loudness_predictor,
         )
         if not (
             isinstance(default_temporal_scale, (int, float))
@@ -372,8 +377,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     "`alignment_guidance_scale` > 0 needs an alignment classifier: load a model that has "
                     "one (or pass `alignment_classifier=` to from_pretrained), or set it to 0."
                 )
-            videos = video if isinstance(video, list) else [video]
-            if video is None or any(item is None for item in videos):
+            if not _every_item_has_video(video):
                 raise ValueError(
                     "`alignment_guidance_scale` > 0 guides the sound towards its video: every item needs a "
                     "`video`. Set it to 0 for items generated from text alone."
@@ -390,6 +394,21 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             )
         if loudness is not None and video is None and audio_length_in_s is None:
             raise ValueError("Without a `video`, pass `audio_length_in_s` to say how long the audio is.")
+        wanted = loudness if isinstance(loudness, list) else [loudness]
+        if any(isinstance(curve, str) for curve in wanted):
+            if any(isinstance(curve, str) and curve != "video" for curve in wanted):
+                raise ValueError(
+                    f"`loudness` as text must be 'video' (the loudness predictor's curve), got {loudness!r}."
+                )
+            if self.loudness_predictor is None:
+                raise ValueError(
+                    "`loudness='video'` needs a loudness predictor: load a model that has one "
+                    "(`foleycrafter train loudness_predictor` writes it), or give a curve."
+                )
+            if not _every_item_has_video(video):
+                raise ValueError(
+                    "`loudness='video'` predicts the curve from the video: every item needs a `video`."
+                )
         if onset_threshold is not None:
             temporal.onset_threshold(onset_threshold)
         if timing not in TIMINGS:
@@ -1034,8 +1053,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             loudness: how loud each moment should be, for the pipeline's ``loudness_controller``: points
                 ``(times, levels)`` (seconds from the clip's start, dBFS, joined by straight lines),
                 a dict ``{"times": [...], "db": [...]}``, or one dBFS value per mel column of the
-                clip (:func:`foleycrafter.loudness.loudness_points`); shared by every prompt, or a list
-                with one per prompt. A long clip's windows each take their stretch of it.
+                clip (:func:`foleycrafter.loudness.loudness_points`); or ``"video"``: the pipeline's
+                ``loudness_predictor`` reads it off each window's frames. Shared by every prompt, or a
+                list with one per prompt. A long clip's windows each take their stretch of it.
             loudness_scale: weight of the loudness controller (0 switches it off).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
                 a long clip draw their noise from its generator in turn.
@@ -1123,7 +1143,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         if loudness is not None and loudness_scale > 0:
             loudness_points = [
                 curve
-                if curve is None
+                if curve is None or isinstance(curve, str)
                 else loudness_lib.loudness_points(
                     curve, plan.duration, mask_timeline, "loudness" if batch_size == 1 else f"loudness[{i}]"
                 )
@@ -1170,7 +1190,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             )
             # 6b. Loudness condition: each window's stretch of its item's curve
             batch_curves, loudness_condition = self.prepare_loudness_condition(
-                batch, _rows(loudness_points, rows), mask_timeline, device
+                batch, clips, _rows(loudness_points, rows), mask_timeline, device
             )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)
@@ -1250,24 +1270,36 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             condition = torch.cat([condition, condition])
         return masks, probabilities, condition
 
+    def predict_loudness(self, clip: VideoClip, duration: float, timeline: Timeline) -> np.ndarray:
+        """The loudness predictor's curve for one window's frames: float32 ``(window_columns,)``
+        dBFS, the floor after ``duration``."""
+        from .models.loudness import levels_to_curve
+
+        levels = self.loudness_predictor.predict(clip.frames)[0].numpy()
+        curve = np.full(timeline.window_columns, loudness_lib.LOUDNESS_FLOOR_DB, dtype=np.float32)
+        predicted = levels_to_curve(levels, duration, timeline)[: timeline.active_columns(duration)]
+        curve[: predicted.size] = predicted
+        return curve
+
     def prepare_loudness_condition(
-        self, windows, points: list | None, timeline: Timeline, device
+        self, windows, clips, points: list | None, timeline: Timeline, device
     ) -> tuple[np.ndarray | None, torch.Tensor | None]:
         """The loudness controller's input for a batch: ``(curves (B, columns) in dBFS, condition
         image (B or 2B, 1, n_mels, columns))``, or ``(None, None)`` when no curve was given (or
-        ``loudness_scale`` is 0). A window of an item without a curve gets a silent one."""
+        ``loudness_scale`` is 0). A window of an item without a curve gets a silent one; an item
+        whose curve is ``"video"`` gets the loudness predictor's for its window's frames."""
         if points is None or all(p is None for p in points):
             return None, None
-        curves = np.stack(
-            [
-                np.full(timeline.window_columns, loudness_lib.LOUDNESS_FLOOR_DB, dtype=np.float32)
-                if item_points is None
-                else loudness_lib.window_loudness(
-                    item_points, window.video_window.start_seconds, window.duration, timeline
-                )
-                for window, item_points in zip(windows, points)
-            ]
-        )
+
+        def window_curve(window, clip, item_points):
+            if item_points is None:
+                return np.full(timeline.window_columns, loudness_lib.LOUDNESS_FLOOR_DB, dtype=np.float32)
+            if isinstance(item_points, str):
+                return self.predict_loudness(clip, window.duration, timeline)
+            start = window.video_window.start_seconds
+            return loudness_lib.window_loudness(item_points, start, window.duration, timeline)
+
+        curves = np.stack([window_curve(*args) for args in zip(windows, clips, points)])
         condition = loudness_lib.loudness_to_condition(curves, self.n_mels).to(
             device=device, dtype=self.loudness_controller.dtype
         )
@@ -1380,6 +1412,10 @@ def _per_item(name: str, value, batch: int, item_ndim: int) -> list | None:
     return list(value)
 
 
+def _every_item_has_video(video) -> bool:
+    return video is not None and not (isinstance(video, list) and any(item is None for item in video))
+
+
 def _per_item_loudness(loudness, batch: int) -> list | None:
     """One curve per item from ``loudness``: shared by every prompt, or (for a batch of prompts) a
     list with one curve per prompt, or a (B, columns) array. A list of ``[seconds, dB]`` pairs is one
@@ -1396,7 +1432,7 @@ def _per_item_loudness(loudness, batch: int) -> list | None:
         if (
             isinstance(loudness, list)
             and loudness
-            and all(isinstance(v, (dict, list, tuple, np.ndarray, torch.Tensor)) for v in loudness)
+            and all(isinstance(v, (dict, list, tuple, str, np.ndarray, torch.Tensor)) for v in loudness)
         ):
             if len(loudness) != batch:
                 raise ValueError(

@@ -74,12 +74,20 @@ def model_with_alignment_classifier(native_model, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def model_with_loudness_controller(native_model, tmp_path_factory):
-    """``native_model`` with a random tiny loudness controller (seed 1), saved natively."""
+    """``native_model`` with a random tiny loudness controller and loudness predictor (seed 1),
+    saved natively."""
+    import torch
+
     from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.models import LoudnessPredictor
     from foleycrafter.testing import tiny_loudness_controller
 
     pipe = FoleyCrafterPipeline.from_pretrained(native_model)
-    pipe.register_modules(loudness_controller=tiny_loudness_controller(pipe.unet, seed=1))
+    torch.manual_seed(1)
+    predictor = LoudnessPredictor(block_channels=(4, 4, 8, 8), head_hidden=16, resize_size=32, crop_size=28)
+    pipe.register_modules(
+        loudness_controller=tiny_loudness_controller(pipe.unet, seed=1), loudness_predictor=predictor
+    )
     folder = tmp_path_factory.mktemp("model") / "with-loudness-controller"
     pipe.save_pretrained(folder)
     return folder

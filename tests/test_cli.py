@@ -444,6 +444,8 @@ def test_loudness_options(videos, native_model, model_with_loudness_controller, 
     # A 1.5 s reference for a 2 s video: its curve, then silence.
     referenced = audio("referenced", "--loudness-from", str(videos["sound_30"]))
     assert np.abs(referenced - plain).max() > 1e-4 and np.abs(referenced - swell).max() > 1e-4
+    predicted = audio("predicted", "--loudness", "video")  # the model's loudness predictor
+    assert np.abs(predicted - plain).max() > 1e-4
     # Points beyond the video's end are the user's mistake: named, nothing written.
     late = tmp_path / "late.json"
     late.write_text('{"times": [0, 5], "db": [-20, -10]}')

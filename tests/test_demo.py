@@ -295,6 +295,12 @@ def test_loudness_points_and_reference(page, model_with_loudness_controller, tes
     assert len(times) >= 3 and levels[-1] > levels[1] + 20 and times[-1] <= VIDEO_SECONDS
     _wait_for_text(page, "#loudness-note", "point(s)")
 
+    # The model's loudness predictor reads a curve off the video: points replace the reference's.
+    page.click("#loudness-from-video")
+    _wait_for_text(page, "#status", "Predicted loudness of the video")
+    times, levels = parse_loudness_points(page.input_value("#loudness-points textarea"))
+    assert len(times) >= 2 and np.all(levels <= 0) and np.all(levels >= -80)
+
 
 def test_onset_text():
     from foleycrafter.demo import DemoError, format_onsets, parse_onsets

@@ -277,3 +277,60 @@ def test_typed_points_and_simplified_curves():
     assert red.sum() > 500 and grey.sum() > 200  # the points' lines over the reference
     empty = np.asarray(loudness_plot(3.0)).reshape(-1, 3).astype(int)
     assert (np.abs(empty - (220, 30, 30)).max(axis=1) < 10).sum() == 0
+
+
+# --- the loudness predictor -------------------------------------------------------------------------
+
+
+def test_frame_levels_take_each_frames_loudest_column_and_curves_come_back():
+    from foleycrafter.models.loudness import frame_levels, levels_to_curve
+
+    curve = np.full(300, -60.0, dtype=np.float32)
+    curve[105] = -6.0  # a 10 ms peak at 1.05 s
+    levels = frame_levels(curve, 3.0, 30, TIMELINE)  # 10 frames per second: frame k covers [k/10, (k+1)/10)
+    assert levels.shape == (30,) and levels[10] == -6.0 and np.all(np.delete(levels, 10) == -60.0)
+    # More frames than columns: each frame takes the column under its centre.
+    short = frame_levels(np.linspace(-60, 0, 10, dtype=np.float32), 0.1, 40, TIMELINE)
+    assert short.shape == (40,) and np.all(np.diff(short) >= 0) and short[0] == -60.0
+    back = levels_to_curve(np.array([-60.0, -20.0, -40.0]), 3.0, TIMELINE)
+    # Frame centres at 0.5, 1.5 and 2.5 s; column i's centre at (i + 0.5) / 100 s.
+    np.testing.assert_allclose(back[[49, 149, 249]], [-60.0, -20.0, -40.0], atol=0.5)
+    assert back[0] == -60.0 and back[299] == -40.0 and back[99] == pytest.approx(-40.0, abs=0.5)
+
+
+def test_loudness_predictor_levels_stay_in_range_and_round_trip(tmp_path):
+    import torch
+
+    from foleycrafter.models import LoudnessPredictor
+
+    torch.manual_seed(0)
+    predictor = LoudnessPredictor(block_channels=(4, 4, 8, 8), head_hidden=16, resize_size=32, crop_size=28)
+    frames = np.random.default_rng(0).integers(0, 255, (12, 40, 48, 3), dtype=np.uint8)
+    levels = predictor.eval().predict(frames)
+    assert levels.shape == (1, 12) and levels.min() >= -80 and levels.max() <= 0
+    assert predictor.to_target(torch.tensor([-80.0, -40.0, 0.0, 5.0])).tolist() == [0.0, 0.5, 1.0, 1.0]
+    predictor.save_pretrained(tmp_path / "predictor")
+    loaded = LoudnessPredictor.from_pretrained(tmp_path / "predictor").eval()
+    torch.testing.assert_close(loaded.predict(frames), levels)
+    with pytest.raises(ValueError, match="floor_db must be negative"):
+        LoudnessPredictor(floor_db=0.0)
+
+
+def test_loudness_from_the_video(loudness_pipe, clip):
+    """loudness="video": each window's curve is the predictor's for its frames."""
+    from foleycrafter import FoleyCrafterPipeline
+
+    out = _generate(loudness_pipe, video=clip, audio_length_in_s=None, loudness="video")
+    timeline = loudness_pipe.timeline()
+    assert out.loudness_curves.shape == (1, timeline.window_columns)
+    active = timeline.active_columns(clip.duration)
+    curve = out.loudness_curves[0]
+    assert np.all(curve[active:] == LOUDNESS_FLOOR_DB) and np.all(curve[:active] > LOUDNESS_FLOOR_DB)
+    assert np.all(curve[:active] <= 0) and curve[:active].std() > 0  # the frames differ, so do the levels
+    with pytest.raises(ValueError, match="must be 'video'"):
+        _generate(loudness_pipe, video=clip, audio_length_in_s=None, loudness="loud")
+    with pytest.raises(ValueError, match="every item needs a `video`"):
+        _generate(loudness_pipe, loudness="video")
+    without = FoleyCrafterPipeline(**{**loudness_pipe.components, "loudness_predictor": None})
+    with pytest.raises(ValueError, match="needs a loudness predictor"):
+        without(prompt="", video=clip, loudness="video")

@@ -642,3 +642,23 @@ def test_resuming_continues_exactly_where_the_run_stopped(
     assert not differing, differing
     # The trained weights moved: an equality of untrained weights would prove nothing.
     assert whole["history"][0]["loss"] != whole["history"][-1]["loss"]
+
+
+def test_loudness_predictor_trainer(native_model, prepared, tmp_path):
+    """Learns per-frame levels from the prepared curves and reports its error against the best constant's."""
+    from foleycrafter.models import LoudnessPredictor
+
+    result = run_trainer(
+        "loudness_predictor",
+        None,
+        prepared,
+        tmp_path / "run",
+        max_steps=16,
+        learning_rate=3e-3,
+        detector={"block_channels": [4, 4, 8, 8], "layers": [1, 1, 1, 1], "head_hidden": 16},
+    )
+    assert_learns(result)
+    metrics = result["validation"]
+    assert 0 < metrics["frame_error_db"] < 80 and metrics["constant_error_db"] >= 0 and metrics["clips"] >= 1
+    predictor = LoudnessPredictor.from_pretrained(tmp_path / "run" / "final" / "loudness_predictor")
+    assert predictor.config.resize_size == 32  # the prepared frames' size

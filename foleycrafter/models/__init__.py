@@ -2,7 +2,8 @@
 
 from .alignment import AlignmentClassifier
 from .griffin_lim import GriffinLimVocoder as GriffinLimVocoder
+from .loudness import LoudnessPredictor
 from .onset import OnsetDetector
 from .vocoder import HifiGanVocoder
 
-__all__ = ["AlignmentClassifier", "HifiGanVocoder", "OnsetDetector"]
+__all__ = ["AlignmentClassifier", "HifiGanVocoder", "LoudnessPredictor", "OnsetDetector"]

@@ -10,6 +10,7 @@ TRAINERS = {
     "lora": "foleycrafter.training.diffusion:LoraTrainer",
     "alignment": "foleycrafter.training.alignment:AlignmentTrainer",
     "onset": "foleycrafter.training.onset:OnsetTrainer",
+    "loudness_predictor": "foleycrafter.training.onset:LoudnessPredictorTrainer",
     "vocoder": "foleycrafter.training.vocoder:VocoderTrainer",
     "clip": "foleycrafter.training.base_models:ClipTrainer",
     "vae": "foleycrafter.training.base_models:VaeTrainer",

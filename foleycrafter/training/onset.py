@@ -1,4 +1,5 @@
-"""Onset-detector training: per-frame binary cross-entropy on onset labels.
+"""Per-frame video models: the onset detector (binary cross-entropy on onset labels) and the
+loudness predictor (regression of each frame's level), on the same frames and network.
 
 The release never said how its detector was supervised (FoleyCrafter issue #21). Here each sampled
 frame is labelled 1 when an onset of the clip's soundtrack falls in the time that frame covers
@@ -93,5 +94,73 @@ class OnsetTrainer(Trainer):
         recall = true_positive / actual if actual else 1.0
         folder.mkdir(parents=True, exist_ok=True)
         metrics = {"precision": precision, "recall": recall, "clips": len(dataset)}
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return metrics
+
+
+class LoudnessPredictorTrainer(Trainer):
+    """The loudness predictor: the squared error of each frame's normalised level (0 at the floor,
+    1 at full scale) against the loudest column of the clip's curve that the frame covers
+    (:func:`~foleycrafter.models.loudness.frame_levels`); validation reports the error in dB."""
+
+    name = "loudness_predictor"
+    fields = ("detector_frames", "loudness")
+    shared_settings = OnsetTrainer.shared_settings
+
+    def build(self, device):
+        from ..models import LoudnessPredictor
+
+        folder = self.model_path / "loudness_predictor" if self.model_path is not None else None
+        if folder is not None and (folder / "config.json").is_file() and not self.config.detector:
+            predictor = LoudnessPredictor.from_pretrained(folder)
+        else:
+            settings = dict(self.config.detector)
+            size = int(self.train_set.config["detector_size"])
+            settings.setdefault("resize_size", size)
+            settings.setdefault("crop_size", min(size, int(round(size * 112 / 128))))
+            torch.manual_seed(self.config.seed)
+            predictor = LoudnessPredictor(**settings)
+        self.timeline = self.train_set.timeline
+        self.predictor = predictor.to(device)
+        return self.predictor
+
+    def targets(self, batch: dict, num_frames: int) -> torch.Tensor:
+        """(B, num_frames) levels in dBFS: each frame's loudest column."""
+        from ..models.loudness import frame_levels
+
+        return torch.from_numpy(
+            np.stack(
+                [
+                    frame_levels(curve.numpy(), duration, num_frames, self.timeline)
+                    for curve, duration in zip(batch["loudness"], batch["duration"])
+                ]
+            )
+        )
+
+    def compute_loss(self, batch, generator):
+        predictor = self.accelerator.unwrap_model(self.model)
+        logits = self.model(predictor.preprocess(batch["detector_frames"]))
+        target = predictor.to_target(self.targets(batch, logits.shape[1]).to(logits.device))
+        return F.mse_loss(torch.sigmoid(logits.float()), target)
+
+    def export(self, model, folder: Path, final: bool) -> None:
+        model.save_pretrained(folder / "loudness_predictor")
+
+    def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
+        """Mean absolute error (dB) of the predicted frame levels on the held-out clips, and that of
+        the best constant (each clip's mean level), the baseline a prediction must beat."""
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.batch_size, collate_fn=collate)
+        errors, constant = [], []
+        for batch in loader:
+            levels = model.to_db(model(model.preprocess(batch["detector_frames"]))).cpu()
+            target = self.targets(batch, levels.shape[1])
+            errors.append((levels - target).abs().flatten())
+            constant.append((target - target.mean(dim=1, keepdim=True)).abs().flatten())
+        folder.mkdir(parents=True, exist_ok=True)
+        metrics = {
+            "frame_error_db": float(torch.cat(errors).mean()) if errors else float("nan"),
+            "constant_error_db": float(torch.cat(constant).mean()) if constant else float("nan"),
+            "clips": len(dataset),
+        }
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return metrics
