@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train an adapter (semantic, temporal, onset, lora) on prepared data",
+        help="train an adapter (semantic, temporal, loudness, onset, loudness_predictor, alignment, lora) on prepared data",
         description="Train one adapter with the base model frozen. Several processes: "
         "`accelerate launch -m foleycrafter.train ...` or `torchrun --nproc_per_node N -m foleycrafter.train ...`.",
     )

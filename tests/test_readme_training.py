@@ -55,11 +55,19 @@ def readme_training_commands() -> tuple[dict[str, str], list[list[str]]]:
     return variables, commands
 
 
-def test_readme_parses_into_prepare_then_five_trainers():
+def test_readme_parses_into_prepare_then_seven_trainers():
     variables, commands = readme_training_commands()
     assert variables.get("MODEL") == "checkpoints/foleycrafter-tiny"
-    assert [c[1] for c in commands] == ["prepare", "train", "train", "train", "train", "train"]
-    assert [c[2] for c in commands[1:]] == ["semantic", "temporal", "onset", "lora", "alignment"]
+    assert [c[1] for c in commands] == ["prepare"] + ["train"] * 7
+    assert [c[2] for c in commands[1:]] == [
+        "semantic",
+        "temporal",
+        "onset",
+        "lora",
+        "alignment",
+        "loudness",
+        "loudness_predictor",
+    ]
 
 
 def _option(command: list[str], name: str) -> str:
@@ -88,8 +96,9 @@ def fresh_tree(tmp_path_factory) -> Path:
 
 
 def test_readme_training_commands_run_as_written(fresh_tree):
-    """prepare, then semantic, temporal (on the semantic run's final/), onset, lora and alignment,
-    in the README's order; ~60 s on one busy CPU thread."""
+    """prepare, then semantic, temporal (on the semantic run's final/), onset, lora, alignment,
+    loudness (on the temporal run's final/) and the loudness predictor, in the README's order;
+    ~80 s on one busy CPU thread."""
     _, commands = readme_training_commands()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     timings = {}
@@ -113,3 +122,5 @@ def test_readme_training_commands_run_as_written(fresh_tree):
     temporal = next(c for c in commands if c[1:3] == ["train", "temporal"])
     assert _option(temporal, "--model") == "runs/sem/final"
     assert (fresh_tree / "runs" / "tmp" / "final" / "controlnet").is_dir()
+    assert (fresh_tree / "runs" / "loud" / "final" / "loudness_controller").is_dir()
+    assert (fresh_tree / "runs" / "loud" / "final" / "controlnet").is_dir()
