@@ -41,6 +41,15 @@ AUFFUSION_MEL_BANDS = 256
 
 
 # -- arguments ---------------------------------------------------------------------------------
+def _region_box(text: str):
+    from .region import parse_region
+
+    try:
+        return parse_region(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _onset_times(text: str) -> list[float] | None:
     """``--onsets``: seconds separated by commas ("none": no sound events)."""
     from .temporal import parse_onset_times
@@ -175,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative,
         default=1.0,
         help="how strongly the sound follows --loudness / --loudness-from (default 1.0; 0 = off)",
+    )
+    generate.add_argument(
+        "--region",
+        type=_region_box,
+        metavar="X0,Y0,X1,Y1",
+        help="the part of the picture that sounds, as fractions of the width and height from the top "
+        "left (e.g. 0.5,0,1,1 for the right half): the semantic branch and the onset detector see only it",
+    )
+    generate.add_argument(
+        "--region-mode",
+        choices=["crop", "mask"],
+        default="crop",
+        help="how the region is shown to them: cut out (crop, default) or the rest painted grey (mask)",
     )
     generate.add_argument(
         "--timing",
@@ -543,6 +565,8 @@ def _generate(args, processes: Processes) -> int:
                 alignment_guidance_scale=args.alignment_guidance_scale,
                 loudness=loudness_source(info.duration) if loudness_source else None,
                 loudness_scale=args.loudness_scale,
+                region=args.region,
+                region_mode=args.region_mode,
                 onsets=settings["onsets"],
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,

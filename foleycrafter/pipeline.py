@@ -39,6 +39,7 @@ from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 from .generation import VideoSource
 from .latents import denormalize_latents, normalize_latents
 from .models.alignment import features_over_window
+from .region import REGION_MODES, check_region, region_clip
 from .release import resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
@@ -330,6 +331,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         alignment_guidance_scale=0.0,
         loudness=None,
         loudness_scale=1.0,
+        region=None,
+        region_mode="crop",
     ) -> None:
         """Check the arguments of a call before any work, and without reading any file: a missing or
         unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
@@ -409,6 +412,16 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 raise ValueError(
                     "`loudness='video'` predicts the curve from the video: every item needs a `video`."
                 )
+        if region is not None:
+            if region_mode not in REGION_MODES:
+                raise ValueError(f"`region_mode` must be one of {REGION_MODES}, got {region_mode!r}.")
+            if not _every_item_has_video(video):
+                raise ValueError(
+                    "`region` says which part of the picture sounds: every item needs a `video`."
+                )
+            for i, item in enumerate(_per_item_region(region, batch)):
+                if item is not None:
+                    check_region(item, "region" if batch == 1 else f"region[{i}]")
         if onset_threshold is not None:
             temporal.onset_threshold(onset_threshold)
         if timing not in TIMINGS:
@@ -990,6 +1003,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         alignment_guidance_scale: float = 0.0,
         loudness=None,
         loudness_scale: float = 1.0,
+        region=None,
+        region_mode: str = "crop",
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -1057,6 +1072,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 ``loudness_predictor`` reads it off each window's frames. Shared by every prompt, or a
                 list with one per prompt. A long clip's windows each take their stretch of it.
             loudness_scale: weight of the loudness controller (0 switches it off).
+            region: the part of the picture that sounds: a box ``(x0, y0, x1, y1)`` in relative
+                coordinates or a mask ``(H, W)`` (or ``(T, H, W)``, one per sampled frame, for a clip
+                of one window); the semantic branch, the onset detector, the loudness predictor and
+                double guidance then see only it (:mod:`foleycrafter.region`). Shared by every
+                prompt, or a list with one per prompt (``None`` for the whole picture).
+            region_mode: ``"crop"`` (frames cut to the region's bounding box) or ``"mask"`` (grey
+                outside it).
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
                 a long clip draw their noise from its generator in turn.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
@@ -1106,6 +1128,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             alignment_guidance_scale,
             loudness,
             loudness_scale,
+            region,
+            region_mode,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -1122,6 +1146,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         onset_probabilities = _per_item("onset_probabilities", onset_probabilities, batch_size, item_ndim=1)
         timestamp_mask = _per_item("timestamp_mask", timestamp_mask, batch_size, item_ndim=1)
         loudness = _per_item_loudness(loudness, batch_size)
+        regions = _per_item_region(region, batch_size) if region is not None else None
         if video_embeds is not None:
             video_embeds = _as_embeds(video_embeds, batch_size)
 
@@ -1136,6 +1161,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 "latents": latents is not None,
                 "onset_probabilities": onset_probabilities is not None,
                 "timestamp_mask": timestamp_mask is not None,
+                "a region mask per frame": regions is not None
+                and any(r is not None and np.ndim(r) == 3 for r in regions),
             },
         )
         # Each item's curve as points in seconds, checked against its duration (now known)
@@ -1169,6 +1196,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             rows = [window.item for window in batch]
             # 4. Decode the frames each window shows
             clips = self.decode_frames(batch, num_frames, frame_short_side)
+            if regions is not None:  # everything that reads the picture sees only the region
+                clips = [region_clip(c, r, region_mode) for c, r in zip(clips, _rows(regions, rows))]
             # 5. Semantic condition: mean CLIP embedding of the frames. Double guidance needs each
             # frame's embedding: computed once, the adapter takes their mean.
             alignment_features = frame_means = None
@@ -1410,6 +1439,18 @@ def _per_item(name: str, value, batch: int, item_ndim: int) -> list | None:
             f"`{name}` has {len(value)} per-item entries for a batch of {batch}; give one per prompt."
         )
     return list(value)
+
+
+def _per_item_region(region, batch: int) -> list:
+    """One region per item: shared by every prompt, or (for a batch) a list of one per prompt."""
+    if (
+        batch > 1
+        and isinstance(region, list)
+        and len(region) == batch
+        and all(r is None or np.ndim(r) >= 1 for r in region)
+    ):
+        return list(region)
+    return [region] * batch
 
 
 def _every_item_has_video(video) -> bool:

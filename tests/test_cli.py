@@ -453,3 +453,19 @@ def test_loudness_options(videos, native_model, model_with_loudness_controller, 
                  "--quiet", "--steps", "2", "--loudness", str(late)])  # fmt: skip
     assert code != 0 and not (tmp_path / "late.wav").exists()
     assert "within the clip" in capsys.readouterr().err
+
+
+def test_region_option(videos, native_model, tmp_path, capsys):
+    """--region x0,y0,x1,y1 shows the model only that part of the picture; a bad box is refused."""
+    video = str(videos["odd_24"])
+
+    def audio(name, *options):
+        target = tmp_path / f"{name}.wav"
+        assert main(["generate", video, "-o", str(target), "--model", str(native_model), "--quiet", "--steps", "2", *options]) == 0  # fmt: skip
+        return read_audio_track(target, sample_rate=SR)
+
+    whole = audio("whole")
+    assert np.abs(audio("left", "--region", "0,0,0.5,1") - whole).max() > 1e-4
+    with pytest.raises(SystemExit):
+        main(["generate", video, "--region", "0.7,0,0.5,1"])
+    assert "x0 < x1" in capsys.readouterr().err

@@ -159,6 +159,8 @@ def test_configurations_match_the_issue_table():
         "temporal_gt_onsets",
         "both_detected",
         "both_detected_loudness",
+        "both_detected_region",
+        "both_detected_region_mask",
         "both_detected_release_timing",
         "autoencoder_ceiling",
         "autoencoder_ceiling_silence",
@@ -510,3 +512,50 @@ def test_eval_scores_loudness_and_steers_with_a_rough_ground_truth_curve(
     measured = audio_loudness(read_wav(record["audio_path"])[0], pipe.timeline())
     np.testing.assert_allclose(exact[: measured.size], measured[: exact.size])
     assert 0 < np.abs(rough - exact).mean() < 10
+
+
+def test_region_configurations_take_only_two_object_clips(model_folder, tiny_split, tmp_path):
+    """On a split without two-object clips they are skipped with what to do; on one with them they
+    run on the heard object's region."""
+    from foleycrafter.data import synthfoley as sf
+
+    results = running.evaluate_model(
+        model_folder,
+        tiny_split,
+        configurations=["both_detected_region"],
+        steps=1,
+        classifier=None,
+        sync_classifier=None,
+    )
+    assert "--layout two_objects" in results["configurations"][0]["skipped"]
+    assert running.CONFIGURATIONS["both_detected_region"].selects({"duration": 3.0, "region": [0, 0, 1, 1]})
+    pairs = tmp_path / "pairs"
+    sf.generate_dataset(pairs, "test", 2, seed=7, size=32, layout="two_objects")
+    results = running.evaluate_model(
+        model_folder,
+        pairs,
+        configurations=["both_detected", "both_detected_region", "both_detected_region_mask"],
+        steps=1,
+        classifier=None,
+        sync_classifier=None,
+    )
+    whole, cropped, masked = results["configurations"]
+    assert all(
+        entry["skipped"] is None and entry["metrics"]["num_clips"] == 2 for entry in (whole, cropped, masked)
+    )
+    assert masked["configuration"]["region_mode"] == "mask"
+    # What the pipeline is handed: the heard object's box, in the configuration's mode.
+    import torch
+
+    seen = {}
+
+    def pipe(**kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(audios=[np.zeros(16000, np.float32)])
+
+    record = sf.read_metadata(pairs / "test")[0]
+    record.update(video_path="v.mp4", audio_path="a.wav")
+    running.generate_clip_audio(
+        pipe, record, running.CONFIGURATIONS["both_detected_region_mask"], 1, 7.5, 0, {}, torch
+    )
+    assert seen["region"] == record["region"] and seen["region_mode"] == "mask"

@@ -281,6 +281,11 @@ def test_command_line(tmp_path):
     )
     assert older.returncode == 0
     assert [r["generator_version"] for r in sf.read_metadata(tmp_path / "v1" / "validation")] == [1, 1]
+    pairs = subprocess.run(
+        [*cmd[:3], os.fspath(tmp_path / "pairs"), *cmd[4:], "--layout", "two_objects"], env=env
+    )
+    assert pairs.returncode == 0
+    assert {r["layout"] for r in sf.read_metadata(tmp_path / "pairs" / "validation")} == {"two_objects"}
 
 
 # --- version 2: dynamics ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ name                              semantic  temporal  prompt       onsets       
 ``temporal_gt_onsets``            0         model's   the caption  ground truth    needs the controller
 ``both_detected``                 1.0       model's   ""           video detector  the default
 ``both_detected_loudness``        1.0       model's   ""           video detector  + a rough ground-truth loudness curve
+``both_detected_region``          1.0       model's   ""           video detector  frames cropped to the heard object
+``both_detected_region_mask``     1.0       model's   ""           video detector  the rest painted grey instead
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
 ``autoencoder_ceiling_silence``   --        --        --           --              the same, silence after the clip's end
@@ -127,6 +129,10 @@ class Configuration:
         loudness: a curve for the loudness controller: ``"ground_truth"`` (the clip's ground-truth
             audio's, :func:`~foleycrafter.loudness.audio_loudness`), ``"rough"`` (that curve roughened
             as a person would draw it, seeded by the clip) or ``None`` (no controller).
+        region: ``"ground_truth"``: the pipeline sees only the heard object's region of a
+            two-object clip (its record's ``region``; clips without one are not selected), or
+            ``None`` (the whole picture).
+        region_mode: how the region is shown (``"crop"`` or ``"mask"``, :mod:`foleycrafter.region`).
         padding: for ``"reconstruct"`` and ``"vocode"``, what follows the clip's end in its mel
             image up to the window's end: ``"mirror"`` (its own columns reflected, as generation
             goes on with sound there) or ``"silence"``
@@ -145,8 +151,12 @@ class Configuration:
     source: str = "generate"
     padding: str = "mirror"
     loudness: str | None = None
+    region: str | None = None
+    region_mode: str = "crop"
 
     def __post_init__(self):
+        if self.region not in (None, "ground_truth"):
+            raise ValueError(f"Configuration.region must be None or 'ground_truth', got {self.region!r}.")
         if self.loudness not in (None, "ground_truth", "rough"):
             raise ValueError(
                 f"Configuration.loudness must be None, 'ground_truth' or 'rough', got {self.loudness!r}."
@@ -167,7 +177,10 @@ class Configuration:
             raise ValueError(f"configuration {self.name!r} uses the temporal controller but names no onsets.")
 
     def selects(self, record: Mapping) -> bool:
-        """Whether the clip ``record`` belongs to this configuration (duration filter)."""
+        """Whether the clip ``record`` belongs to this configuration (duration filter; a region
+        configuration takes only clips that name their heard region)."""
+        if self.region is not None and "region" not in record:
+            return False
         duration = float(record["duration"])
         if self.min_duration is not None and duration < self.min_duration - 1e-9:
             return False
@@ -201,6 +214,23 @@ CONFIGURATIONS: dict[str, Configuration] = {
             temporal_scale=RELEASE_TEMPORAL_SCALE,
             onsets="detector",
             loudness="rough",
+        ),
+        Configuration(
+            "both_detected_region",
+            "+ both, detected onsets, the frames cropped to the heard object (two-object clips)",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            region="ground_truth",
+        ),
+        Configuration(
+            "both_detected_region_mask",
+            "the same with the rest of the frame painted grey instead of cropped",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            region="ground_truth",
+            region_mode="mask",
         ),
         Configuration(
             "both_detected_release_timing",
@@ -415,13 +445,19 @@ def evaluate_model(
         if missing:
             entry["skipped"] = f"the model has no {' and no '.join(missing)}"
             continue
-        if configuration.min_duration is None and configuration.max_duration is None:
+        if (
+            configuration.min_duration is None
+            and configuration.max_duration is None
+            and not configuration.region
+        ):
             selected = base_records
         else:
             selected = [r for r in records if configuration.selects(r)][:max_clips]
         if not selected:
             entry["skipped"] = (
-                f"no clip of the {split} split lasts {configuration.min_duration}-{configuration.max_duration} s"
+                f"the {split} split has no two-object clips (generate them with --layout two_objects)"
+                if configuration.region
+                else f"no clip of the {split} split lasts {configuration.min_duration}-{configuration.max_duration} s"
             )
             continue
         plans.append((entry, configuration, selected))
@@ -653,6 +689,8 @@ def generate_clip_audio(
         kwargs["onsets"] = list(record["onsets"])
     if configuration.loudness is not None:
         kwargs["loudness"] = clip_loudness_condition(pipe, record, configuration.loudness, seed)
+    if configuration.region is not None:
+        kwargs.update(region=list(record["region"]), region_mode=configuration.region_mode)
     kwargs.update(pipeline_kwargs or {})
     audio = pipe(**kwargs).audios[0]
     audio = np.asarray(audio.cpu().numpy() if hasattr(audio, "cpu") else audio, dtype=np.float32)

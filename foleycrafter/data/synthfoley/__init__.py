@@ -66,6 +66,7 @@ works for all of them):
 * :mod:`.motion` -- heights above the contact surface as functions of time (:func:`contact_height`,
   :func:`swing_height`, :data:`CONTACT_DWELL`).
 * :mod:`.painting` -- the per-class scenes and :func:`render_frames`.
+* :mod:`.pairs` -- two-object clips: two objects side by side, one heard (:func:`generate_two_object_clip`).
 * :mod:`.writing` -- :func:`generate_clip`, the files (:func:`write_wav`, :func:`write_mp4`,
   :func:`generate_dataset`, :func:`read_metadata`).
 * :mod:`.cli` -- the command line (:func:`main`); ``__main__`` runs it.
@@ -75,6 +76,7 @@ from .classes import CLASS_NAMES, CLASSES, SoundClass
 from .cli import main
 from .motion import CONTACT_DWELL, contact_height, swing_height
 from .painting import render_frames
+from .pairs import generate_two_object_clip, plan_two_object_clip
 from .planning import (
     DEFAULT_SIZE,
     DYNAMICS,
@@ -97,7 +99,7 @@ from .planning import (
     plan_clip,
 )
 from .synthesis import synthesize_audio
-from .writing import generate_clip, generate_dataset, read_metadata, write_mp4, write_wav
+from .writing import LAYOUTS, generate_clip, generate_dataset, read_metadata, write_mp4, write_wav
 
 __all__ = [
     "CLASSES",
@@ -109,6 +111,7 @@ __all__ = [
     "FPS_CHOICES",
     "GENERATOR_VERSION",
     "GENERATOR_VERSIONS",
+    "LAYOUTS",
     "HEAD_MARGIN",
     "MAX_DURATION",
     "MAX_EVENTS",
@@ -125,8 +128,10 @@ __all__ = [
     "event_strengths",
     "generate_clip",
     "generate_dataset",
+    "generate_two_object_clip",
     "main",
     "plan_clip",
+    "plan_two_object_clip",
     "read_metadata",
     "render_frames",
     "swing_height",

@@ -34,6 +34,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
         default=GENERATOR_VERSION,
         help="generator version (2 adds event dynamics; 1 reproduces older datasets)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=["single", "two_objects"],
+        default="single",
+        help="one object per clip, or two side by side with only one heard (for region focus)",
+    )
     args = parser.parse_args(argv)
     try:
         records = generate_dataset(
@@ -45,6 +51,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
             args.workers,
             args.overwrite,
             version=args.version,
+            layout=args.layout,
         )
     except (FileExistsError, ValueError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

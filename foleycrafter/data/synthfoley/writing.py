@@ -57,6 +57,10 @@ def generate_clip(
 # Files
 
 
+#: What a clip shows: one object, or two side by side with one of them heard.
+LAYOUTS = ("single", "two_objects")
+
+
 def _ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
@@ -100,10 +104,15 @@ def write_mp4(
         raise RuntimeError(f"ffmpeg failed ({done.returncode}) writing {path}: {' | '.join(tail)}")
 
 
-def _write_clip(job: tuple[int, int, str, int, str, int]) -> dict:
-    seed, index, split, size, folder, version = job
+def _write_clip(job: tuple[int, int, str, int, str, int, str]) -> dict:
+    from .pairs import generate_two_object_clip
+
+    seed, index, split, size, folder, version, layout = job
     cv2.setNumThreads(1)
-    frames, audio, record = generate_clip(seed, index, split, size, version=version)
+    if layout == "two_objects":
+        frames, audio, record = generate_two_object_clip(seed, index, split, size, version)
+    else:
+        frames, audio, record = generate_clip(seed, index, split, size, version=version)
     folder = Path(folder)
     wav, mp4 = folder / record["audio"], folder / record["video"]
     tmp_wav, tmp_mp4 = folder / f".{wav.name}.partial", folder / f".{mp4.name}.partial"
@@ -137,6 +146,7 @@ def generate_dataset(
     workers: int = 1,
     overwrite: bool = False,
     version: int = GENERATOR_VERSION,
+    layout: str = "single",
 ) -> list[dict]:
     """Write ``num_clips`` clips of ``split`` to ``out_dir/<split>/``.
 
@@ -154,6 +164,8 @@ def generate_dataset(
         overwrite: replace the clips and metadata of an existing non-empty split folder; otherwise
             such a folder raises :class:`FileExistsError`.
         version: generator version (:data:`GENERATOR_VERSIONS`); older versions stay reproducible.
+        layout: ``"single"`` (one object per clip) or ``"two_objects"`` (two side by side, one heard:
+            :mod:`.pairs`).
 
     Returns:
         The records, in index order.
@@ -161,6 +173,8 @@ def generate_dataset(
     _split_code(split)
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     plan_clip(seed, 0, split, size, version=version)  # validates the arguments before touching the disk
     folder = Path(out_dir) / split
     if folder.is_dir() and any(folder.iterdir()):
@@ -168,7 +182,10 @@ def generate_dataset(
             raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
         _clear_split(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(int(seed), i, split, int(size), os.fspath(folder), int(version)) for i in range(int(num_clips))]
+    jobs = [
+        (int(seed), i, split, int(size), os.fspath(folder), int(version), layout)
+        for i in range(int(num_clips))
+    ]
     if workers > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:
