@@ -254,6 +254,16 @@ def parse_loudness(text: str | None, duration: float):
         raise DemoError(str(error)) from None
 
 
+def parse_region_box(text: str | None):
+    """The region field's box (``x0,y0,x1,y1``, fractions of the width and height), or ``None``."""
+    from .region import parse_region
+
+    try:
+        return parse_region(text)
+    except ValueError as error:
+        raise DemoError(str(error)) from None
+
+
 def _timeline_report(duration: float, times: list[float], report: dict | None, threshold: float) -> dict:
     """A report for :func:`foleycrafter.plots.onset_plot`: the detector's curve when there is one,
     with the (possibly edited) onset times."""
@@ -523,6 +533,23 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         )
         return status, format_loudness_points(points), loudness_plot(info.duration, points, measured)
 
+    def on_region(text, video):
+        """The video's middle frame with the region's box drawn on it."""
+        from .region import box_outline
+        from .video import load_clip
+
+        if not video:
+            return gr.skip(), gr.skip()
+        try:
+            info = check_video(video, *limits)
+            box = parse_region_box(text)
+            frame = load_clip(info, num_frames=3, short_side=FRAME_SHORT_SIDE).frames[1]
+        except Exception as error:
+            return gr.skip(), _error_markdown(error, "Check the region")
+        if box is None:
+            return frame, "No region: the whole picture sounds."
+        return box_outline(frame, box), "Only the boxed part of the picture is seen when generating."
+
     def on_predicted(video, folder_text):
         """The loudness predictor's curve of the video, simplified to points the visitor can edit."""
         from .generation import predict_video_loudness
@@ -563,6 +590,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         report,
         loudness_text,
         loudness_scale,
+        region_text,
+        region_mode,
         progress=tqdm_progress,
     ):
         unchanged = (gr.skip(),) * 7
@@ -571,6 +600,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             info = check_video(video, *limits)
             times = parse_onsets(onsets_text, info.duration)
             loudness = parse_loudness(loudness_text, info.duration)
+            region = parse_region_box(region_text)
             if seed is None:
                 raise DemoError("Settings → Seed is empty; enter a whole number, e.g. 42.")
             folder = model_folder(folder_text)
@@ -608,6 +638,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 onsets=times,
                 loudness=loudness if pipe.loudness_controller is not None else None,
                 loudness_scale=float(loudness_scale),
+                region=region,
+                region_mode=region_mode,
                 frame_short_side=FRAME_SHORT_SIDE,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
             )
@@ -632,6 +664,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         unused = " (not used: temporal scale 0)" if float(temporal_scale) == 0 else ""
         if result.loudness_curves is not None:
             unused += f", following {len(loudness[0])} loudness point(s)"
+        if region is not None:
+            unused += f", seeing only the region {', '.join(f'{v:g}' for v in region)} ({region_mode})"
         status = (
             f"**Done.** Generated {len(audio) / rate:.2f} s of sound in {written - started:.1f} s "
             f"(model {loaded - started:.1f} s, onsets {detected - loaded:.1f} s, generation "
@@ -781,6 +815,26 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     )
                     predicted_button = gr.Button("Predict it from the video", elem_id="loudness-from-video")
             loudness_note = gr.Markdown("", elem_id="loudness-note")
+        with gr.Accordion("Region (which object sounds)", open=False):
+            with gr.Row(equal_height=True):
+                region_box = gr.Textbox(
+                    label="Region x0,y0,x1,y1 (fractions of the width and height, from the top left)",
+                    placeholder="e.g. 0.5,0,1,1 for the right half",
+                    info="Empty: the whole picture. The model then sees only this part of every frame.",
+                    elem_id="region",
+                    scale=3,
+                )
+                region_mode = gr.Radio(
+                    ["crop", "mask"], value="crop", label="Shown as", elem_id="region-mode", scale=1
+                )
+            region_preview = gr.Image(
+                label="The region on the video's middle frame",
+                type="numpy",
+                interactive=False,
+                elem_id="region-preview",
+                height=240,
+            )
+            region_note = gr.Markdown("", elem_id="region-note")
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
             with gr.Column(scale=1):
@@ -827,6 +881,9 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         onsets.change(
             on_edit, [onsets, video, report, threshold], [plot, onset_summary], concurrency_limit=None
         )
+        region_box.change(
+            on_region, [region_box, video], [region_preview, region_note], concurrency_limit=None
+        )
         loudness_points.change(
             on_loudness_edit,
             [loudness_points, video],
@@ -865,6 +922,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 report,
                 loudness_points,
                 loudness_scale,
+                region_box,
+                region_mode,
             ],
             [status, out_video, out_wav, spectrogram, report, plot, onsets, onset_summary],
             concurrency_id="model",

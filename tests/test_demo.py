@@ -302,6 +302,24 @@ def test_loudness_points_and_reference(page, model_with_loudness_controller, tes
     assert len(times) >= 2 and np.all(levels <= 0) and np.all(levels >= -80)
 
 
+def test_region_box(page, native_model, test_video, tmp_path):
+    """A typed box is drawn on the video's middle frame and checked; generation sees only it."""
+    _upload(page, test_video)
+    _wait_for_text(page, "#status", "fps")
+    page.get_by_role("button", name="Region (which object sounds)").click()
+    page.locator("#region textarea").wait_for(state="visible")
+    page.wait_for_timeout(500)
+    note = _fill_until(page, "#region textarea", "0.8,0,0.5,1", "#region-note", "Check the region")
+    assert "x0 < x1" in note
+    _fill_until(page, "#region textarea", "0.5,0,1,1", "#region-note", "Only the boxed part")
+    page.wait_for_function("document.querySelector('#region-preview img')?.getAttribute('src')")
+    _open_settings(page)
+    _set_number(page, "steps", STEPS)
+    status, result = _generate_and_fetch(page, tmp_path)
+    assert "seeing only the region 0.5, 0, 1, 1 (crop)" in status
+    _assert_soundtrack(result, VIDEO_SECONDS)
+
+
 def test_onset_text():
     from foleycrafter.demo import DemoError, format_onsets, parse_onsets
 
