@@ -56,7 +56,7 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     loud = pipe(
         video=str(video),
         num_inference_steps=2,
-        loudness=([0.0], [-12.0]),
+        loudness="video",
         generator=torch.Generator().manual_seed(0),
     )
     assert loud.loudness_curves is not None and np.all(np.isfinite(loud.audios[0]))

@@ -21,6 +21,7 @@ build resumes where it stopped; a trainer interrupted mid-stage resumes from its
               train split prepared like ``prepare`` (with each clip's loudness curve)
     loudness  the loudness controller on the frozen base + adapters + temporal controller, on the
               version-2 clips
+    loudness_predictor  the video loudness predictor (the onset detector's network), version-2 clips
     onset     the video onset detector (R(2+1)D family, 64 px)
     export    everything into one native pipeline folder, safetensors
 
@@ -219,6 +220,16 @@ STAGES: dict[str, dict] = {
         "both_dropout": 0.05,
         "validation_fraction": 0.02,
     },
+    "loudness_predictor": {
+        "max_steps": 300,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "lr_warmup_steps": 50,
+        "weight_decay": 1e-4,
+        "validation_fraction": 0.05,
+        "detector": {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]},
+        "log_every": 5,
+    },
     "onset": {
         "max_steps": 300,
         "batch_size": 4,
@@ -244,6 +255,7 @@ ORDER = (
     "alignment",
     "dynamics",
     "loudness",
+    "loudness_predictor",
     "onset",
     "export",
 )
@@ -367,6 +379,9 @@ def build(
     if (start := stage("loudness")) is not None:
         _train("loudness", work / "temporal" / "final", prepared_dynamics, work / "loudness", quick)
         timings["loudness"] = time.monotonic() - start
+    if (start := stage("loudness_predictor")) is not None:
+        _train("loudness_predictor", None, prepared_dynamics, work / "loudness_predictor", quick)
+        timings["loudness_predictor"] = time.monotonic() - start
     if (start := stage("onset")) is not None:
         _train("onset", None, prepared, work / "onset", quick)
         timings["onset"] = time.monotonic() - start
@@ -378,10 +393,10 @@ def build(
 
 def export(work: Path, out: Path, overwrite: bool = False) -> Path:
     """The temporal stage's pipeline (base + both adapters) with the trained detector, alignment
-    classifier and (once its stage has run) loudness controller, saved natively."""
+    classifier and (once their stages have run) loudness controller and predictor, saved natively."""
     from diffusers import AutoencoderKL, ControlNetModel
 
-    from ..models import AlignmentClassifier, OnsetDetector
+    from ..models import AlignmentClassifier, LoudnessPredictor, OnsetDetector
     from ..pipeline import FoleyCrafterPipeline
 
     if out.exists() and any(out.iterdir()):
@@ -400,6 +415,9 @@ def export(work: Path, out: Path, overwrite: bool = False) -> Path:
     loudness = work / "loudness" / "final" / "loudness_controller"
     if loudness.is_dir():
         pipe.register_modules(loudness_controller=ControlNetModel.from_pretrained(loudness))
+    predictor = work / "loudness_predictor" / "final" / "loudness_predictor"
+    if predictor.is_dir():
+        pipe.register_modules(loudness_predictor=LoudnessPredictor.from_pretrained(predictor))
     pipe.register_to_config(default_temporal_scale=DEFAULT_TEMPORAL_SCALE)
     # The UNet and its ControlNet copy are most of the bytes: stored as float16 (from_pretrained
     # loads them back as float32) the v2 stack fits the 25 MB bundle; in float32 it would not.
