@@ -67,6 +67,9 @@ class TrainConfig:
         conditioning_scale: the temporal trainer's weight on the controller's residuals. Train at
             the ``temporal_scale`` inference will use: a controller trained at 1.0 and run at the
             pipeline's default 0.2 steers with a fifth of what it learned.
+        temporal_scale: the loudness trainer's weight on the model's frozen temporal controller beside
+            the loudness controller (``None``: the model's ``default_temporal_scale``); the scale
+            generation will run it at.
         latent_cache: a safetensors file keeping the frozen VAE's latent distribution of every
             prepared clip between runs (diffusion trainers); clips are encoded once per VAE, which
             on a CPU costs more than a small UNet's training step. Ignored if written by another VAE.
@@ -107,6 +110,7 @@ class TrainConfig:
     validation_steps: int = 25
     validation_guidance_scale: float = 7.5
     conditioning_scale: float = 1.0
+    temporal_scale: float | None = None
     latent_cache: str | None = None
 
     def __post_init__(self):

@@ -456,7 +456,9 @@ class LoudnessTrainer(DiffusionTrainer):
             conditioning_scale=self.config.conditioning_scale,
             return_dict=False,
         )
-        temporal_scale = float(self.pipe.config.default_temporal_scale)
+        temporal_scale = self.config.temporal_scale
+        if temporal_scale is None:
+            temporal_scale = float(self.pipe.config.default_temporal_scale)
         if self.pipe.controlnet is not None and temporal_scale > 0:
             masks = self.masks(batch["onsets"], batch["duration"]).to(noisy)
             with torch.no_grad():
