@@ -178,6 +178,16 @@ def test_double_guidance_times_both_cases_per_step(bench, native_model, model_wi
         bench("double_guidance").measure(native_model, seconds=2.0, steps=3, scale=5.0, repeats=1)
 
 
+def test_loudness_controller_times_both_cases_per_step(bench, native_model, model_with_loudness_controller):
+    result = bench("loudness_controller").measure(
+        model_with_loudness_controller, seconds=2.0, steps=3, repeats=1
+    )
+    assert [row["case"] for row in result["rows"]] == ["temporal", "temporal+loudness"]
+    assert result["ratio_per_step"] > 0 and result["one_step_call_s"] > 0
+    with pytest.raises(SystemExit, match="has no loudness controller"):
+        bench("loudness_controller").measure(native_model, seconds=2.0, steps=3, repeats=1)
+
+
 def test_scripts_import_without_side_effects(bench):
     # Each script must be importable (tests use its functions) and expose main().
     for name in (
@@ -193,6 +203,7 @@ def test_scripts_import_without_side_effects(bench):
         "gpu",
         "processes",
         "double_guidance",
+        "loudness_controller",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent
