@@ -12,7 +12,10 @@ features -- then sees only that region, in one of two ways (:data:`REGION_MODES`
 * ``"mask"``: the frames keep their size and everything outside the region is painted grey
   (mid-level, the CLIP and detector inputs' mean), so the object stays where it was, at its size.
 
-The default is chosen by measurement on SynthFoley's two-object clips (see the README).
+``"crop"`` is the default, by measurement: on 50 two-object SynthFoley validation clips the v2
+tiny model reaches onset F1 0.890 and semantic accuracy 0.58 with the heard object cropped, 0.088
+and 0.12 with the rest masked grey, and 0.163 and 0.22 with the whole picture (the masked frame, a
+small object in a grey field, is further from the training frames than either).
 """
 
 from __future__ import annotations
