@@ -183,7 +183,10 @@ def test_loudness_controller_times_both_cases_per_step(bench, native_model, mode
         model_with_loudness_controller, seconds=2.0, steps=3, repeats=1
     )
     assert [row["case"] for row in result["rows"]] == ["temporal", "temporal+loudness"]
-    assert result["ratio_per_step"] > 0 and result["one_step_call_s"] > 0
+    # One repeat of a 3-step call on a loaded machine: the per-step figures (a difference of two
+    # timings) may come out negative, so only their presence is checked, not their sign.
+    assert all(row["wall_s"] > 0 for row in result["rows"]) and result["one_step_call_s"] > 0
+    assert np.isfinite(result["ratio_per_step"])
     with pytest.raises(SystemExit, match="has no loudness controller"):
         bench("loudness_controller").measure(native_model, seconds=2.0, steps=3, repeats=1)
 
