@@ -429,7 +429,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         gr.Warning(_error_text(error).replace("`", ""), title=headline)
         return _error_markdown(error, headline)
 
-    def detect(video: str, folder_text: str, threshold: float):
+    def detect(video: str, folder_text: str, threshold: float, region=None, region_mode: str = "crop"):
         info = check_video(video, *limits)
         pipe = cache.get(model_folder(folder_text))
         if pipe.onset_detector is None:
@@ -442,6 +442,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             pipe.timeline(),  # the model's windows, as generation walks them
             threshold=float(threshold),
             short_side=FRAME_SHORT_SIDE,
+            region=region,
+            region_mode=region_mode,
         )
         return info, report
 
@@ -469,11 +471,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
     # gradio finds the progress bar by the type of a parameter's default; it injects its own per request.
     step_progress, tqdm_progress = gr.Progress(), gr.Progress(track_tqdm=True)
 
-    def on_detect(video, folder_text, threshold, progress=step_progress):
+    def on_detect(video, folder_text, threshold, region_text, region_mode, progress=step_progress):
         try:
             progress(0.1, desc="Loading the model")
             started = time.perf_counter()
-            info, report = detect(video, folder_text, threshold)
+            info, report = detect(video, folder_text, threshold, parse_region_box(region_text), region_mode)
         except Exception as error:
             return fail(error, "Could not detect onsets"), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         seconds = time.perf_counter() - started
@@ -621,7 +623,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             source, plot = _source(times, report), gr.skip()
             if times is None:
                 progress(0.05, desc="Detecting onsets")
-                info, report = detect(video, folder_text, threshold)
+                # Detected in the region, as the pipeline's own detection would be.
+                info, report = detect(video, folder_text, threshold, region, region_mode)
                 times, source = detected_onsets(report), "detected"
                 plot = _plot(info.duration, times, report, threshold)
             detected = time.perf_counter()
@@ -873,7 +876,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         # Detection and generation share one slot: one model, and on a CPU one job at a time is fastest.
         detect_button.click(
             on_detect,
-            [video, folder, threshold],
+            [video, folder, threshold, region_box, region_mode],
             [status, report, plot, onsets, onset_summary],
             concurrency_id="model",
             concurrency_limit=1,

@@ -370,6 +370,8 @@ def detect_in_windows(
     short_side: int | None = None,
     window_overlap: float = 1.0,
     num_frames: int | None = None,
+    region=None,
+    region_mode: str = "crop",
 ) -> list[WindowDetection]:
     """Run the onset detector over a video file, window by window as generation does.
 
@@ -378,12 +380,17 @@ def detect_in_windows(
         timeline: the model's time axis (``pipe.timeline()``): its windows and frames per window.
         short_side: decode frames with this shorter side in pixels (``None``: full size, as the
             pipeline's default).
+        region, region_mode: the detector sees only this part of the frames, as generation's does
+            (:mod:`foleycrafter.region`).
     """
+    from .region import region_clip
+
     info = video if isinstance(video, VideoInfo) else read_video_info(video)
     detections = []
     for video_window, clip in walk_windows(
         info, info.duration, timeline, window_overlap, num_frames, short_side
     ):
+        clip = region_clip(clip, region, region_mode)
         detections.append(
             WindowDetection(
                 start_seconds=video_window.start_seconds,
@@ -437,6 +444,8 @@ def detect_video_onsets(
     short_side: int | None = None,
     window_overlap: float = 1.0,
     position: str = "centre",
+    region=None,
+    region_mode: str = "crop",
 ) -> dict:
     """Onsets of a video file, detected window by window as generation does (:func:`detect_in_windows`).
 
@@ -454,7 +463,9 @@ def detect_video_onsets(
 
     threshold = onset_threshold(threshold, detector)
     info = video if isinstance(video, VideoInfo) else read_video_info(video)
-    windows = detect_in_windows(detector, info, timeline, short_side, window_overlap)
+    windows = detect_in_windows(
+        detector, info, timeline, short_side, window_overlap, region=region, region_mode=region_mode
+    )
     times, probabilities, onsets = [], [], []
     for window in windows:
         low, high = window.owned

@@ -105,6 +105,20 @@ def test_detection_and_generation_walk_the_same_windows(release_pipe, long_video
         np.testing.assert_allclose(out.onset_probabilities[k], detection.probabilities, atol=1e-6)
 
 
+def test_detection_in_a_region_sees_what_generation_sees(release_pipe, long_video):
+    """With a region, the file-level detector (CLI ``onsets``, the demo) and generation's own
+    detection read the same cropped frames."""
+    region = (0.0, 0.0, 0.5, 1.0)
+    out = run(release_pipe, str(long_video), num_inference_steps=1, region=region)
+    detections = generation.detect_in_windows(
+        release_pipe.onset_detector, long_video, release_pipe.timeline(), region=region
+    )
+    whole = generation.detect_in_windows(release_pipe.onset_detector, long_video, release_pipe.timeline())
+    for k, detection in enumerate(detections):
+        np.testing.assert_allclose(out.onset_probabilities[k], detection.probabilities, atol=1e-6)
+    assert any(np.abs(a.probabilities - b.probabilities).max() > 1e-4 for a, b in zip(detections, whole))
+
+
 def test_windows_of_a_clip_are_planned_without_decoding(long_video, monkeypatch):
     decodes = _counting(monkeypatch, "_open_capture")
     info = read_video_info(long_video)
