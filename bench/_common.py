@@ -161,6 +161,26 @@ def spread(values: Sequence[float]) -> float:
     return (max(values) - min(values)) / m if m else math.nan
 
 
+def per_step_rows(results: dict, names: Sequence[str], steps: int) -> tuple[list[dict], float]:
+    """Rows of whole-call timings per case (median wall seconds, seconds per denoising step, spread)
+    and the one-step call's median: the per-step figure subtracts that call (frames, detector,
+    decoding, vocoding) from each case's ``steps``-step calls, ``results`` from :func:`interleaved`
+    with an ``"overhead"`` case."""
+    overhead = median(column(results["overhead"], "wall_s"))
+    rows = []
+    for name in names:
+        wall = column(results[name], "wall_s")
+        rows.append(
+            {
+                "case": name,
+                "wall_s": median(wall),
+                "s_per_step": (median(wall) - overhead) / (steps - 1),
+                "spread": spread(wall),
+            }
+        )
+    return rows, overhead
+
+
 def ratio(a: float, b: float) -> float:
     """a / b, NaN when b is 0 or either is NaN."""
     if not b or math.isnan(a) or math.isnan(b):

@@ -60,18 +60,7 @@ def measure(model, seconds: float, steps: int, repeats: int) -> dict:
             "overhead": run(1, None),
         }
         results = _common.interleaved(cases, repeats, warmup=1, progress=_common.log)
-    overhead = _common.median(_common.column(results["overhead"], "wall_s"))
-    rows = []
-    for name in ("temporal", "temporal+loudness"):
-        wall = _common.column(results[name], "wall_s")
-        rows.append(
-            {
-                "case": name,
-                "wall_s": _common.median(wall),
-                "s_per_step": (_common.median(wall) - overhead) / (steps - 1),
-                "spread": _common.spread(wall),
-            }
-        )
+    rows, overhead = _common.per_step_rows(results, ("temporal", "temporal+loudness"), steps)
     return {
         "clip_seconds": seconds,
         "steps": steps,

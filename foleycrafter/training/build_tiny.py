@@ -78,6 +78,18 @@ DEFAULT_TEMPORAL_SCALE = 3.0
 #: Exported components whose weights are stored as float16 (see :func:`export`).
 STORED_AS_FLOAT16 = ("unet", "controlnet", "loudness_controller")
 
+#: The per-frame video models' stage (onset detector, loudness predictor): R(2+1)D family, 64 px.
+FRAME_MODEL_STAGE = {
+    "max_steps": 300,
+    "batch_size": 4,
+    "learning_rate": 1e-3,
+    "lr_warmup_steps": 50,
+    "weight_decay": 1e-4,
+    "validation_fraction": 0.05,
+    "detector": {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]},
+    "log_every": 5,
+}
+
 # Per-stage training settings (TrainConfig fields). ``quick`` shrinks step counts for the test.
 STAGES: dict[str, dict] = {
     "clip": {
@@ -226,26 +238,9 @@ STAGES: dict[str, dict] = {
         "both_dropout": 0.05,
         "validation_fraction": 0.02,
     },
-    "loudness_predictor": {
-        "max_steps": 300,
-        "batch_size": 4,
-        "learning_rate": 1e-3,
-        "lr_warmup_steps": 50,
-        "weight_decay": 1e-4,
-        "validation_fraction": 0.05,
-        "detector": {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]},
-        "log_every": 5,
-    },
-    "onset": {
-        "max_steps": 300,
-        "batch_size": 4,
-        "learning_rate": 1e-3,
-        "lr_warmup_steps": 50,
-        "weight_decay": 1e-4,
-        "validation_fraction": 0.05,
-        "detector": {"block_channels": [16, 16, 32, 32], "layers": [1, 1, 1, 1]},
-        "log_every": 5,
-    },
+    # The loudness predictor is the onset detector's network: it trains with the same settings.
+    "loudness_predictor": FRAME_MODEL_STAGE,
+    "onset": FRAME_MODEL_STAGE,
 }
 COMMON = {"checkpoint_every": 200, "checkpoints_total_limit": 1, "validate_every": 0, "log_every": 25}
 
