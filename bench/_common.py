@@ -242,9 +242,11 @@ def release_free_memory() -> None:
 # -- reporting ----------------------------------------------------------------------------------
 def environment(threads: int) -> dict:
     """Facts a figure needs next to it: when, where, with what."""
+    from foleycrafter.runtime import cpu_model
+
     info = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "python": platform.python_version(),
@@ -274,16 +276,6 @@ def _git_state() -> dict:
         line.split(maxsplit=1)[-1] for line in git("status", "--porcelain", "--", "foleycrafter").splitlines()
     ]
     return {"commit": commit, "uncommitted": ",".join(changed) or "none"}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_header(title: str, env: dict) -> None:

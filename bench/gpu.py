@@ -204,10 +204,12 @@ def device_info(device: Device) -> dict:
     """Name, driver and CUDA versions, memory of the device (or the CPU's model for a CPU run)."""
     import torch
 
+    from foleycrafter.runtime import cpu_model
+
     if not device.is_cuda:
         return {
             "device": "cpu",
-            "device_name": _common._cpu_model(),
+            "device_name": cpu_model(),
             "driver": "n/a (CPU run)",
             "cuda": "n/a (CPU run)",
         }

@@ -15,6 +15,7 @@ Kept free of heavy imports at module level: the command line imports it before t
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 #: The bundled model, beside the package in a source checkout.
@@ -61,6 +62,18 @@ def quiet_libraries() -> None:
     optional torchvision) is shown only when asked for (the command line's --debug)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, for timings (comparable only on one kind of CPU)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_has_native_bfloat16() -> bool:

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import torch
 
+from ..runtime import cpu_model
 from ..timeline import DETECTOR_FRAMES
 
 logger = logging.getLogger(__name__)
@@ -327,6 +328,15 @@ def build(
     data, parts = work / "synthfoley", work / "parts"
     timings: dict[str, float] = {}
 
+    def finish(name, start):
+        # Logged as each stage ends, so a build stopped part-way keeps the timings of what it did.
+        timings[name] = time.monotonic() - start
+        with open(work / "timings.jsonl", "a", encoding="utf-8") as f:
+            record = {"stage": name, "seconds": round(timings[name], 1), "threads": torch.get_num_threads()}
+            f.write(
+                json.dumps({**record, "cpu": cpu_model(), "finished": time.strftime("%Y-%m-%d %H:%M")}) + "\n"
+            )
+
     def stage(name):
         if name in stages:
             start = time.monotonic()
@@ -340,55 +350,55 @@ def build(
                 generate_dataset(
                     data, split, count, seed=0, workers=workers, overwrite=True, version=BASE_DATA_VERSION
                 )
-        timings["data"] = time.monotonic() - start
+        finish("data", start)
     if (start := stage("clip")) is not None:
         final = _train("clip", None, data / "train", work / "clip", quick)
         copy_parts(final, parts, ("text_encoder", "tokenizer", "image_encoder", "feature_extractor"))
-        timings["clip"] = time.monotonic() - start
+        finish("clip", start)
     prepared = work / "prepared"
     if (start := stage("prepare")) is not None:
         _prepare(data / "train", prepared, parts, quick)
-        timings["prepare"] = time.monotonic() - start
+        finish("prepare", start)
     if (start := stage("vae")) is not None:
         copy_parts(_train("vae", None, prepared, work / "vae", quick), parts, ("vae",))
-        timings["vae"] = time.monotonic() - start
+        finish("vae", start)
     if (start := stage("decoder")) is not None:
         # The encoder stays as the vae stage left it, so the UNet's latents do not depend on this stage.
         copy_parts(
             _train("decoder", work / "vae" / "final", prepared, work / "decoder", quick), parts, ("vae",)
         )
-        timings["decoder"] = time.monotonic() - start
+        finish("decoder", start)
     if (start := stage("unet")) is not None:
         _train("unet", parts, prepared, work / "unet", quick)
-        timings["unet"] = time.monotonic() - start
+        finish("unet", start)
     if (start := stage("semantic")) is not None:
         _train("semantic", work / "unet" / "final", prepared, work / "semantic", quick)
-        timings["semantic"] = time.monotonic() - start
+        finish("semantic", start)
     if (start := stage("temporal")) is not None:
         _train("temporal", work / "semantic" / "final", prepared, work / "temporal", quick)
-        timings["temporal"] = time.monotonic() - start
+        finish("temporal", start)
     if (start := stage("alignment")) is not None:
         _train("alignment", work / "unet" / "final", prepared, work / "alignment", quick)
-        timings["alignment"] = time.monotonic() - start
+        finish("alignment", start)
     dynamics, prepared_dynamics = work / "synthfoley_v2", work / "prepared_v2"
     if (start := stage("dynamics")) is not None:
         for split, count in splits.items():
             if not (dynamics / split / "metadata.jsonl").is_file():
                 generate_dataset(dynamics, split, count, seed=0, workers=workers, overwrite=True, version=2)
         _prepare(dynamics / "train", prepared_dynamics, parts, quick)
-        timings["dynamics"] = time.monotonic() - start
+        finish("dynamics", start)
     if (start := stage("loudness")) is not None:
         _train("loudness", work / "temporal" / "final", prepared_dynamics, work / "loudness", quick)
-        timings["loudness"] = time.monotonic() - start
+        finish("loudness", start)
     if (start := stage("loudness_predictor")) is not None:
         _train("loudness_predictor", None, prepared_dynamics, work / "loudness_predictor", quick)
-        timings["loudness_predictor"] = time.monotonic() - start
+        finish("loudness_predictor", start)
     if (start := stage("onset")) is not None:
         _train("onset", None, prepared, work / "onset", quick)
-        timings["onset"] = time.monotonic() - start
+        finish("onset", start)
     if (start := stage("export")) is not None:
         export(work, Path(out), overwrite=overwrite)
-        timings["export"] = time.monotonic() - start
+        finish("export", start)
     return timings
 
 
@@ -457,9 +467,6 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     timings = build(Path(args.work), Path(args.out), stages, overwrite=args.overwrite, workers=args.workers)
-    log = Path(args.work) / "timings.jsonl"
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(json.dumps({"stages": timings, "threads": torch.get_num_threads()}) + "\n")
     print(json.dumps(timings, indent=2))
     return 0
 
