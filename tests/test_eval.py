@@ -386,6 +386,14 @@ def test_results_of_separate_runs_merge_into_one_table(tmp_path, capsys):
         report.merge_results([a, fake_results("x", f1_truth=0.9)])
     with pytest.raises(ValueError, match="'both_detected' is in both"):
         report.merge_results([a, fake_results("both_detected")])
+    # A file written before a metric existed merges with one that has it (None: no clip has a value)...
+    newer = fake_results("z")
+    newer["ground_truth"]["metrics"]["event_class_accuracy"] = None
+    assert len(report.merge_results([a, newer])["configurations"]) == 2
+    # ...but a value there is a difference.
+    newer["ground_truth"]["metrics"]["event_class_accuracy"] = 0.9
+    with pytest.raises(ValueError, match="other clips"):
+        report.merge_results([a, newer])
 
     # The command line: --merge needs no --data and writes the joined JSON.
     for name, part in (("a.json", a), ("b.json", b)):

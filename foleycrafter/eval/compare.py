@@ -11,8 +11,10 @@ for both). The 95 % interval of those differences says whether a change is noise
 * ``within noise``: the interval contains zero.
 
 Metrics: onset F1 at +-50 ms and average precision at +-100 ms (micro-averaged over the resampled
-clips, as the benchmark computes them), semantic accuracy, Align Acc and the loudness error in dB
-(lower is better: its verdicts read the other way). The Fréchet distance is a statistic
+clips, as the benchmark computes them), semantic accuracy, event class accuracy (the mean over the
+resampled clips that have events, e.g. SynthFoley sequence clips; clips without events have no value
+and are left out, and a metric no clip has is "not measured"), Align Acc and the loudness error in
+dB (lower is better: its verdicts read the other way). The Fréchet distance is a statistic
 of the whole set and is shown without an interval. Scores are recomputed from the rows' stored
 onset times (rounded to 10 µs), so a match at the tolerance's edge can differ from the file's table.
 
@@ -35,6 +37,7 @@ COMPARED_METRICS = (
     ("f1", "onset F1 @ 50 ms"),
     ("average_precision", "onset AP @ 100 ms"),
     ("semantic_accuracy", "semantic accuracy"),
+    ("event_class_accuracy", "event class acc"),
     ("align_accuracy", "Align Acc"),
     ("loudness_error_db", "loudness error dB"),
 )
@@ -44,21 +47,34 @@ COMPARED_METRICS = (
 LOWER_IS_BETTER = frozenset({"loudness_error_db"})
 
 
-def _sample_metrics(matches, correct, in_sync, loudness, sample: np.ndarray) -> dict[str, float | None]:
+def _mean_of_measured(values: np.ndarray | None, sample: np.ndarray) -> float | None:
+    """Mean of ``values[sample]`` over its clips that have a value (not NaN); ``None`` if none has."""
+    if values is None:
+        return None
+    picked = values[sample]
+    picked = picked[~np.isnan(picked)]
+    return float(picked.mean()) if picked.size else None
+
+
+def _sample_metrics(
+    matches, correct, events, in_sync, loudness, sample: np.ndarray
+) -> dict[str, float | None]:
     """The compared metrics over the clips ``sample`` (indices, with repeats) of one side."""
     onsets = pooled_onset_metrics([matches[i] for i in sample])
     return {
         "f1": onsets["f1"],
         "average_precision": onsets["average_precision"],
         "semantic_accuracy": None if correct is None else float(np.mean(correct[sample])),
+        "event_class_accuracy": _mean_of_measured(events, sample),
         "align_accuracy": None if in_sync is None else float(np.mean(in_sync[sample])),
-        "loudness_error_db": None if loudness is None else float(np.nanmean(loudness[sample])),
+        "loudness_error_db": _mean_of_measured(loudness, sample),
     }
 
 
 def _side(rows: Sequence[dict]):
-    """One side's clips matched once (the resamples pool them), its semantic hits and the sync
-    classifier's verdicts, where scored."""
+    """One side's clips matched once (the resamples pool them), its semantic hits, its clips' event
+    class accuracies, the sync classifier's verdicts and the loudness errors, where scored (``None``:
+    not scored; NaN: a clip without a value)."""
     matches = match_clips(
         [(row["reference_onsets"], row["estimated_onsets"], row.get("estimated_strengths")) for row in rows]
     )
@@ -70,9 +86,20 @@ def _side(rows: Sequence[dict]):
     probabilities = [row.get("sync_probability") for row in rows]
     in_sync = None if any(p is None for p in probabilities) else per_clip([p >= 0.5 for p in probabilities])
     # A clip silent on both sides has no loudness error (NaN): the resamples' means skip it.
-    errors = [row.get("loudness_error_db", "missing") for row in rows]
-    loudness = None if "missing" in errors else np.array([np.nan if e is None else e for e in errors], float)
-    return matches, correct, in_sync, loudness
+    loudness = _per_clip_or_nan(rows, "loudness_error_db")
+    # A clip without events (or a results file from before the metric: not scored) has no event
+    # class accuracy; a side where no clip has one is "not measured".
+    events = _per_clip_or_nan(rows, "event_class_accuracy")
+    if events is not None and np.isnan(events).all():
+        events = None
+    return matches, correct, events, in_sync, loudness
+
+
+def _per_clip_or_nan(rows: Sequence[dict], key: str) -> np.ndarray | None:
+    """``row[key]`` of every row as floats with ``None`` as NaN; ``None`` if any row lacks ``key``."""
+    if any(key not in row for row in rows):
+        return None
+    return np.array([np.nan if row[key] is None else row[key] for row in rows], dtype=np.float64)
 
 
 def compare_configuration(
@@ -89,7 +116,8 @@ def compare_configuration(
     Returns:
         ``{metric: {"baseline", "candidate", "difference", "low", "high", "verdict"}}`` where
         ``low``/``high`` bound the 95 % interval of the difference; a metric missing on either side
-        (e.g. no classifier) has ``None`` values and verdict ``"not measured"``.
+        (e.g. no classifier, or no clip with events for the event class accuracy) has ``None``
+        values and verdict ``"not measured"``.
     """
     ids = [row["id"] for row in baseline]
     if ids != [row["id"] for row in candidate]:
@@ -111,7 +139,8 @@ def compare_configuration(
                 differences[name].append(cand[name] - base[name])
     result = {}
     for name, _ in COMPARED_METRICS:
-        if base_full[name] is None or cand_full[name] is None:
+        # No resample held a clip with a value (possible only with a handful of such clips): no interval.
+        if base_full[name] is None or cand_full[name] is None or not differences[name]:
             result[name] = dict.fromkeys(("baseline", "candidate", "difference", "low", "high"))
             result[name]["verdict"] = "not measured"
             continue

@@ -30,6 +30,7 @@ _COLUMNS = (
     ("count acc", "count_accuracy", "{:.3f}"),
     ("timing err ms", "mean_timing_error_ms", "{:.1f}"),
     ("semantic acc", "semantic_accuracy", "{:.3f}"),
+    ("event class acc", "event_class_accuracy", "{:.3f}"),
     ("Frechet", "frechet_distance", "{:.2f}"),
     ("Align Acc", "align_accuracy", "{:.3f}"),
     ("loud err dB", "loudness_error_db", "{:.1f}"),
@@ -67,13 +68,23 @@ def _cells(metrics: dict) -> list[str]:
     cells = []
     for _, key, fmt in _COLUMNS:
         value = metrics.get(key)
-        cells.append("—" if value is None else fmt.format(value))
+        # NaN as well as None: a metric no clip has a value for (e.g. event class accuracy without
+        # sequence clips) is absent, not a number.
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        cells.append("—" if missing else fmt.format(value))
     return cells
 
 
 # -- joining results files -----------------------------------------------------------------------------
 #: What must agree between results files for their rows to share one table.
 _MERGE_KEYS = ("model", "dataset_root", "split")
+
+
+def _shared_metrics(metrics: dict, other: dict) -> dict:
+    """``metrics`` without those the ``other`` run's ground-truth row lacks: a metric added after a
+    file was written (absent there, ``None`` here) says nothing about which clips were scored."""
+    known = other["ground_truth"]["metrics"]
+    return {k: v for k, v in metrics.items() if k in known or v is not None}
 
 
 def merge_results(parts: Sequence[dict], names: Sequence[str] | None = None) -> dict:
@@ -97,7 +108,9 @@ def merge_results(parts: Sequence[dict], names: Sequence[str] | None = None) -> 
                 if part["settings"].get(k) != first["settings"].get(k)
             )  # fmt: skip
             raise ValueError(f"{name} was run with other settings than {names[0]}: {', '.join(differing)}.")
-        if part["ground_truth"]["metrics"] != first["ground_truth"]["metrics"]:
+        if _shared_metrics(part["ground_truth"]["metrics"], first) != _shared_metrics(
+            first["ground_truth"]["metrics"], part
+        ):
             raise ValueError(f"{name} scored other clips than {names[0]} (their ground-truth rows differ).")
         for entry in part["configurations"]:
             configuration = entry["configuration"]["name"]

@@ -20,7 +20,11 @@ soundtrack is never read), and the generated audio is scored against the clip's 
   matches in ms. See :mod:`foleycrafter.eval.onset_metrics`.
 * **Semantics.** The bundled :class:`~foleycrafter.eval.classifier.AudioClassifier` (trained on
   SynthFoley ground-truth audio) classifies the generated audio; semantic accuracy is the fraction
-  predicted as the clip's class.
+  predicted as the clip's class. On clips whose record lists ``events`` with their classes (SynthFoley
+  ``--layout sequence``: two or three objects in turn), the same classifier also judges a short
+  stretch of the audio around each event: *event class accuracy* is the fraction of a clip's events
+  heard as their class, averaged over the clips that have events (others have none, and are left
+  out, not counted as 0). See :mod:`foleycrafter.eval.event_classes`.
 * **Fréchet distance** between the generated clips and the same clips' ground-truth wavs in that
   classifier's 64-d embedding space (:mod:`foleycrafter.eval.frechet`), squared embedding units.
   Few clips bias it upwards; compare values at equal clip counts only.
@@ -72,6 +76,7 @@ import numpy as np
 from ..audio_onsets import detect_audio_onsets
 from ..defaults import RELEASE_TEMPORAL_SCALE
 from ..schedulers import set_scheduler
+from .event_classes import score_event_classes
 from .onset_metrics import (
     DEFAULT_AP_TOLERANCE,
     DEFAULT_TOLERANCE,
@@ -96,6 +101,7 @@ METRIC_NAMES = (
     "count_accuracy",
     "mean_timing_error_ms",
     "semantic_accuracy",
+    "event_class_accuracy",
     "frechet_distance",
     "align_accuracy",
     "loudness_error_db",
@@ -331,7 +337,8 @@ def evaluate_model(
         configuration, in order, with ``configuration`` (its settings), ``skipped`` (``None`` or why),
         ``metrics`` (the :data:`METRIC_NAMES` plus ``num_clips``, onset counts, and timings) and
         ``clips`` (per-clip rows: id, class, duration, reference and estimated onsets, per-clip
-        P/R/F1, AP, timing error, predicted class, generation seconds). ``None`` in the processes
+        P/R/F1, AP, timing error, predicted class, event class accuracy (``None`` for a clip without
+        ``events``) and the class predicted for each event, generation seconds). ``None`` in the processes
         other than the main one when ``processes`` has several.
     """
     from .classifier import read_split, read_wav
@@ -386,6 +393,8 @@ def evaluate_model(
 
     def scores(rows, audios, selected, reference) -> dict:
         metrics = _aggregate(rows, audios, model_classifier, reference)
+        if model_classifier is not None:
+            metrics["event_class_accuracy"] = score_event_classes(model_classifier, rows, audios, selected)
         if reference is not None:
             for row, audio, truth, record in zip(rows, audios, reference, selected):
                 row.update(loudness_scores(audio, truth, float(record["duration"])))
@@ -773,6 +782,7 @@ def _aggregate(rows, audios, classifier, reference=None) -> dict:
     onsets = evaluate_onsets([(row["reference_onsets"], row.pop("_onsets")) for row in rows])
     metrics = {name: onsets[name] for name in METRIC_NAMES if name in onsets}
     metrics["semantic_accuracy"] = None
+    metrics["event_class_accuracy"] = None  # set by the caller, which has the records' events
     metrics["frechet_distance"] = None
     metrics["align_accuracy"] = None
     metrics["loudness_error_db"] = metrics["loudness_correlation"] = None

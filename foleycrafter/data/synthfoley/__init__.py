@@ -67,6 +67,8 @@ works for all of them):
   :func:`swing_height`, :data:`CONTACT_DWELL`).
 * :mod:`.painting` -- the per-class scenes and :func:`render_frames`.
 * :mod:`.pairs` -- two-object clips: two objects side by side, one heard (:func:`generate_two_object_clip`).
+* :mod:`.sequences` -- sequence clips: two or three objects in turn, each heard in its own segment
+  (:func:`generate_sequence_clip`; records with ``segments`` and per-event classes, ``events``).
 * :mod:`.writing` -- :func:`generate_clip`, the files (:func:`write_wav`, :func:`write_mp4`,
   :func:`generate_dataset`, :func:`read_metadata`).
 * :mod:`.cli` -- the command line (:func:`main`); ``__main__`` runs it.
@@ -98,6 +100,14 @@ from .planning import (
     event_strengths,
     plan_clip,
 )
+from .sequences import (
+    MAX_SEGMENTS,
+    MIN_SEGMENT_SECONDS,
+    MIN_SEGMENTS,
+    generate_sequence_clip,
+    plan_sequence_clip,
+    segment_weights,
+)
 from .synthesis import synthesize_audio
 from .writing import LAYOUTS, generate_clip, generate_dataset, read_metadata, write_mp4, write_wav
 
@@ -115,9 +125,12 @@ __all__ = [
     "HEAD_MARGIN",
     "MAX_DURATION",
     "MAX_EVENTS",
+    "MAX_SEGMENTS",
     "MIN_DURATION",
     "MIN_EVENTS",
     "MIN_GAP",
+    "MIN_SEGMENTS",
+    "MIN_SEGMENT_SECONDS",
     "SAMPLE_RATE",
     "SPLITS",
     "TAIL_MARGIN",
@@ -128,12 +141,15 @@ __all__ = [
     "event_strengths",
     "generate_clip",
     "generate_dataset",
+    "generate_sequence_clip",
     "generate_two_object_clip",
     "main",
     "plan_clip",
+    "plan_sequence_clip",
     "plan_two_object_clip",
     "read_metadata",
     "render_frames",
+    "segment_weights",
     "swing_height",
     "synthesize_audio",
     "write_mp4",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .classes import CLASSES
 from .planning import DEFAULT_SIZE, GENERATOR_VERSION, GENERATOR_VERSIONS, SPLITS
-from .writing import generate_dataset
+from .writing import LAYOUTS, generate_dataset
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
@@ -36,9 +36,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "synthfoley") -> int:
     )
     parser.add_argument(
         "--layout",
-        choices=["single", "two_objects"],
+        choices=LAYOUTS,
         default="single",
-        help="one object per clip, or two side by side with only one heard (for region focus)",
+        help="one object per clip, two side by side with only one heard (for region focus), or "
+        "'sequence': two or three objects in turn, each heard in its own segment (frame-aligned semantics)",
     )
     args = parser.parse_args(argv)
     try:

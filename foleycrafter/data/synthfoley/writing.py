@@ -57,8 +57,8 @@ def generate_clip(
 # Files
 
 
-#: What a clip shows: one object, or two side by side with one of them heard.
-LAYOUTS = ("single", "two_objects")
+#: What a clip shows: one object, two side by side with one of them heard, or two or three in turn.
+LAYOUTS = ("single", "two_objects", "sequence")
 
 
 def _ffmpeg_exe() -> str:
@@ -106,11 +106,14 @@ def write_mp4(
 
 def _write_clip(job: tuple[int, int, str, int, str, int, str]) -> dict:
     from .pairs import generate_two_object_clip
+    from .sequences import generate_sequence_clip
 
     seed, index, split, size, folder, version, layout = job
     cv2.setNumThreads(1)
     if layout == "two_objects":
         frames, audio, record = generate_two_object_clip(seed, index, split, size, version)
+    elif layout == "sequence":
+        frames, audio, record = generate_sequence_clip(seed, index, split, size, version)
     else:
         frames, audio, record = generate_clip(seed, index, split, size, version=version)
     folder = Path(folder)
@@ -164,8 +167,9 @@ def generate_dataset(
         overwrite: replace the clips and metadata of an existing non-empty split folder; otherwise
             such a folder raises :class:`FileExistsError`.
         version: generator version (:data:`GENERATOR_VERSIONS`); older versions stay reproducible.
-        layout: ``"single"`` (one object per clip) or ``"two_objects"`` (two side by side, one heard:
-            :mod:`.pairs`).
+        layout: ``"single"`` (one object per clip), ``"two_objects"`` (two side by side, one heard:
+            :mod:`.pairs`) or ``"sequence"`` (two or three objects in turn, each heard in its own
+            segment: :mod:`.sequences`).
 
     Returns:
         The records, in index order.
