@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .arguments import non_negative, positive_int
+from .defaults import VISUAL_ATTENTION_MODES
 from .runtime import MODEL_ENV, UsageError, quiet_libraries
 from .schedulers import add_sampler_arguments
 from .timeline import DETECTOR_FRAMES
@@ -197,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["crop", "mask"],
         default="crop",
         help="how the region is shown to them: cut out (crop, default) or the rest painted grey (mask)",
+    )
+    generate.add_argument(
+        "--visual-attention",
+        choices=list(VISUAL_ATTENTION_MODES),
+        default=None,
+        help="for a model with a frame-aligned semantic adapter: which frames each moment of the sound "
+        "attends to: all, causal (up to that moment) or framewise (within --visual-attention-window); "
+        "default: the adapter's own",
+    )
+    generate.add_argument(
+        "--visual-attention-window",
+        type=non_negative,
+        default=None,
+        metavar="SECONDS",
+        help="the framewise attention window in seconds, centred on each moment (default: the adapter's own)",
     )
     generate.add_argument(
         "--timing",
@@ -539,6 +555,15 @@ def _generate(args, processes: Processes) -> int:
             "train alignment --model ... --data ... --out ...` and pass its final/ folder as --model, "
             "or leave the option at 0."
         )
+    if (args.visual_attention or args.visual_attention_window is not None) and (
+        pipe.semantic_adapter_kind != "frame_aligned"
+    ):
+        raise UsageError(
+            f"--visual-attention / --visual-attention-window choose the frames a frame-aligned semantic adapter "
+            f"attends to, and {args.model or 'the default model'}'s semantic adapter is "
+            f"{pipe.semantic_adapter_kind or 'absent'}: drop them, or train one with `foleycrafter train semantic "
+            "--set adapter=frame_aligned ...`."
+        )
     loudness_source = _loudness_source(args, pipe)
     failures: list[tuple[Job, str]] = []
     written = []
@@ -567,6 +592,8 @@ def _generate(args, processes: Processes) -> int:
                 loudness_scale=args.loudness_scale,
                 region=args.region,
                 region_mode=args.region_mode,
+                visual_attention=args.visual_attention,
+                visual_attention_window=args.visual_attention_window,
                 onsets=settings["onsets"],
                 timing=args.timing,
                 frame_short_side=None if args.full_frames else args.frame_short_side,

@@ -10,3 +10,6 @@ command line can read them before torch and diffusers load.
 RELEASE_TEMPORAL_SCALE = 0.2
 #: Denoising steps (the release runs its PNDM sampler for 25).
 RELEASE_NUM_INFERENCE_STEPS = 25
+
+#: A frame-aligned semantic adapter's visual attention masks (:mod:`foleycrafter.frame_aligned`).
+VISUAL_ATTENTION_MODES = ("all", "causal", "framewise")

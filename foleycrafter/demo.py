@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .arguments import positive_number
-from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
+from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE, VISUAL_ATTENTION_MODES
 from .runtime import BUNDLED_MODEL, MODEL_ENV, default_model
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ with a message pointing to ``foleycrafter generate``, which has no limit."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 FRAME_SHORT_SIDE = 256  # pixels; as the CLI's default, so memory does not grow with the resolution
+ADAPTERS_OWN = "the adapter's own"  # the Visual attention choice that keeps the adapter's mask
 MODEL_CACHE_SIZE = 2  # pipelines kept loaded; a released-size model takes several GB
 OUTPUT_MAX_AGE_SECONDS = 24 * 3600  # results older than this are removed when a new one is written
 
@@ -594,6 +595,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         loudness_scale,
         region_text,
         region_mode,
+        visual_attention=ADAPTERS_OWN,
+        visual_attention_window=0.5,
         progress=tqdm_progress,
     ):
         unchanged = (gr.skip(),) * 7
@@ -619,6 +622,18 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     f"Loudness points are given, but the model `{folder}` has no loudness controller: clear "
                     "the points, or choose a model folder that has one (`foleycrafter train loudness` writes it)."
                 )
+            frame_attention = {}
+            if visual_attention != ADAPTERS_OWN:
+                if pipe.semantic_adapter_kind != "frame_aligned":
+                    raise DemoError(
+                        f"Settings → Visual attention is {visual_attention}, but the model `{folder}`'s semantic "
+                        f"adapter is {pipe.semantic_adapter_kind or 'absent'}, not frame-aligned: set it back to "
+                        f"“{ADAPTERS_OWN}”, or choose a model folder with a frame-aligned adapter."
+                    )
+                frame_attention = {
+                    "visual_attention": visual_attention,
+                    "visual_attention_window": float(visual_attention_window),
+                }
             loaded = time.perf_counter()
             source, plot = _source(times, report), gr.skip()
             if times is None:
@@ -644,6 +659,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 region=region,
                 region_mode=region_mode,
                 frame_short_side=FRAME_SHORT_SIDE,
+                **frame_attention,
                 generator=torch.Generator(device="cpu").manual_seed(int(seed)),
             )
             generated = time.perf_counter()
@@ -667,6 +683,10 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         unused = " (not used: temporal scale 0)" if float(temporal_scale) == 0 else ""
         if result.loudness_curves is not None:
             unused += f", following {len(loudness[0])} loudness point(s)"
+        if frame_attention:
+            unused += f", visual attention {frame_attention['visual_attention']}" + (
+                f" ({float(visual_attention_window):g} s)" if visual_attention == "framewise" else ""
+            )
         if region is not None:
             unused += f", seeing only the region {', '.join(f'{v:g}' for v in region)} ({region_mode})"
         status = (
@@ -752,6 +772,23 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                             info="detector probability at or above which a frame starts an onset",
                         )
                         seed = gr.Number(value=42, precision=0, label="Seed")
+                    with gr.Row():
+                        visual_attention = gr.Radio(
+                            [ADAPTERS_OWN, *VISUAL_ATTENTION_MODES],
+                            value=ADAPTERS_OWN,
+                            label="Visual attention",
+                            elem_id="visual-attention",
+                            info="for a frame-aligned semantic adapter: which frames each moment of the sound "
+                            "sees (all, up to that moment, or within the window around it)",
+                        )
+                        visual_attention_window = gr.Slider(
+                            0,
+                            5,
+                            value=0.5,
+                            step=0.05,
+                            label="Framewise window (s)",
+                            elem_id="visual-attention-window",
+                        )
                     folder = gr.Textbox(
                         value=options.model,
                         label="Model folder",
@@ -927,6 +964,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 loudness_scale,
                 region_box,
                 region_mode,
+                visual_attention,
+                visual_attention_window,
             ],
             [status, out_video, out_wav, spectrogram, report, plot, onsets, onset_summary],
             concurrency_id="model",

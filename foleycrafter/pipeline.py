@@ -33,14 +33,14 @@ from diffusers.utils.torch_utils import randn_tensor
 
 # `models` is imported for its side effect too: diffusers resolves saved components named
 # "foleycrafter.models.*" only among modules already imported.
-from . import generation, models, semantic, temporal  # noqa: F401
+from . import frame_aligned, generation, models, semantic, temporal  # noqa: F401
 from . import loudness as loudness_lib  # `loudness` is a call argument
 from .defaults import RELEASE_NUM_INFERENCE_STEPS, RELEASE_TEMPORAL_SCALE
 from .generation import VideoSource
 from .latents import denormalize_latents, normalize_latents
 from .models.alignment import features_over_window
 from .region import REGION_MODES, check_region, region_clip
-from .release import resolve_folder
+from .release import CheckpointError, resolve_folder
 from .spectrogram import image_to_log_mel
 from .timeline import TIMINGS, Timeline
 from .video import VideoClip, VideoInfo
@@ -220,6 +220,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
     def has_semantic_adapter(self) -> bool:
         return semantic.has_semantic_adapter(self.unet)
 
+    @property
+    def semantic_adapter_kind(self) -> str | None:
+        """``"mean"`` (the release's mean CLIP embedding), ``"frame_aligned"`` (a token per frame,
+        :mod:`foleycrafter.frame_aligned`), or ``None`` without a semantic adapter."""
+        return semantic.semantic_adapter_kind(self.unet)
+
     # -- loading and saving -------------------------------------------------------------------
     @classmethod
     def from_pretrained(
@@ -269,39 +275,56 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         if image_encoder is not None:
             kwargs["image_encoder"] = image_encoder
         pipe = super().from_pretrained(folder, **kwargs)
-        adapter_file = folder / semantic.NATIVE_SUBFOLDER / semantic.NATIVE_WEIGHT_NAME
-        if adapter_file.is_file():
+        adapter_file = semantic.native_adapter_file(folder)
+        if adapter_file is not None:
             pipe.load_semantic_adapter(adapter_file)
         return pipe
 
     def load_semantic_adapter(self, source: str | os.PathLike | dict) -> None:
-        """Install a semantic adapter (a released ``.bin``, a native ``.safetensors``, or an
-        ``{"image_proj", "ip_adapter"}`` dict) into the UNet, after checking it fits."""
+        """Install a semantic adapter into the UNet, after checking it fits: a released ``.bin``, a
+        native ``.safetensors`` of either kind (a frame-aligned one with its ``frame_aligned.json``
+        beside it), a folder holding one (a pipeline folder or its ``semantic_adapter/``), or a
+        mean-embedding ``{"image_proj", "ip_adapter"}`` dict."""
+        if not isinstance(source, dict) and Path(source).is_dir():
+            source = semantic.adapter_file_in(source)
         state_dict = source if isinstance(source, dict) else semantic.load_semantic_adapter_file(source)
         clip_dim = self.image_encoder.config.projection_dim if self.image_encoder is not None else None
+        if not isinstance(source, dict) and semantic.adapter_kind(state_dict) == "frame_aligned":
+            config = semantic.load_frame_aligned_config(source)
+            if clip_dim is not None and config.get("clip_dim") != clip_dim:
+                raise CheckpointError(
+                    f"{source}: the frame-aligned adapter expects CLIP image embeddings of width "
+                    f"{config.get('clip_dim')}, but the image encoder produces {clip_dim}. Use the image "
+                    f"encoder the adapter was trained with."
+                )
+            self._ensure_feature_extractor()
+            semantic.install_frame_aligned_adapter(self.unet, state_dict, config, source)
+            return
         semantic.check_semantic_adapter(
             state_dict, self.unet, clip_dim, source if not isinstance(source, dict) else "state dict"
         )
-        if self.feature_extractor is None and self.image_encoder is not None:
-            from transformers import CLIPImageProcessor
-
-            self.register_modules(feature_extractor=CLIPImageProcessor())
+        self._ensure_feature_extractor()
         # `image_encoder_folder=None`: the image encoder is a separate component of ours.
         with _quiet_diffusers():
             self.load_ip_adapter(state_dict, subfolder=None, weight_name=None, image_encoder_folder=None)
 
+    def _ensure_feature_extractor(self) -> None:
+        if self.feature_extractor is None and self.image_encoder is not None:
+            from transformers import CLIPImageProcessor
+
+            self.register_modules(feature_extractor=CLIPImageProcessor())
+
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True, **kwargs):
         """Write the native format: a diffusers pipeline folder (safetensors) plus
-        ``semantic_adapter/ip_adapter.safetensors`` (diffusers would otherwise drop it)."""
+        ``semantic_adapter/`` with the semantic adapter (diffusers would otherwise drop it):
+        ``ip_adapter.safetensors``, or for a frame-aligned adapter ``frame_aligned.safetensors`` and
+        ``frame_aligned.json``."""
         if not safe_serialization:
             raise ValueError("FoleyCrafter writes safetensors only; drop safe_serialization=False.")
-        adapter = semantic.semantic_adapter_state_dict(self.unet) if self.has_semantic_adapter else None
         with semantic.detached_semantic_adapter(self.unet):
             super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-        if adapter is not None:
-            semantic.save_semantic_adapter(
-                adapter, Path(save_directory) / semantic.NATIVE_SUBFOLDER / semantic.NATIVE_WEIGHT_NAME
-            )
+        if self.has_semantic_adapter:
+            semantic.save_semantic_adapter_folder(self.unet, Path(save_directory) / semantic.NATIVE_SUBFOLDER)
 
     # -- inputs -------------------------------------------------------------------------------
     def check_inputs(
@@ -333,6 +356,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         loudness_scale=1.0,
         region=None,
         region_mode="crop",
+        visual_attention=None,
+        visual_attention_window=None,
     ) -> None:
         """Check the arguments of a call before any work, and without reading any file: a missing or
         unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
@@ -460,6 +485,17 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             raise ValueError(
                 f"`{given[0]}` was given but this pipeline has no temporal controller (controlnet) to use it."
             )
+        if visual_attention is not None or visual_attention_window is not None:
+            if self.semantic_adapter_kind != "frame_aligned":
+                raise ValueError(
+                    "`visual_attention` / `visual_attention_window` choose the frames a frame-aligned semantic "
+                    f"adapter attends to, but this pipeline's semantic adapter is {self.semantic_adapter_kind!r}; "
+                    "drop them or load a frame-aligned adapter."
+                )
+            frame_aligned.check_visual_attention(
+                visual_attention or self.unet.encoder_hid_proj.config.visual_attention,
+                visual_attention_window,
+            )
         if video_embeds is not None and not self.has_semantic_adapter:
             raise ValueError("`video_embeds` was given but no semantic adapter is loaded to use them.")
         if video is None and audio_length_in_s is None and (given or video_embeds is not None):
@@ -580,20 +616,31 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         """The sampled frames of each window (see :func:`foleycrafter.generation.decode_frames`)."""
         return generation.decode_frames(windows, num_frames, frame_short_side)
 
-    def encode_videos(self, clips: list[VideoClip | None]) -> torch.Tensor:
-        """Mean CLIP image embedding per item (B, 1, D); zeros for items without a video."""
-        dim = self.image_encoder.config.projection_dim
-        embeds = []
-        for clip in clips:
-            if clip is None:
-                embeds.append(
-                    torch.zeros(1, dim, device=self.image_encoder.device, dtype=self.image_encoder.dtype)
-                )
-            else:
-                embeds.append(
-                    semantic.encode_video_frames(clip.frames, self.image_encoder, self.feature_extractor)
-                )
-        return torch.stack(embeds)
+    def encode_videos(self, clips: list[VideoClip | None], per_frame: bool = False) -> torch.Tensor:
+        """CLIP image embeddings per item: the mean (B, 1, D), or with ``per_frame`` each sampled
+        frame's (B, F, D); zeros for items without a video."""
+        encoded = [
+            None
+            if clip is None
+            else semantic.frame_embeddings(clip.frames, self.image_encoder, self.feature_extractor)
+            for clip in clips
+        ]
+        if not per_frame:
+            encoded = [None if e is None else e.mean(dim=0, keepdim=True) for e in encoded]
+        counts = {e.shape[0] for e in encoded if e is not None}
+        if len(counts) > 1:
+            raise ValueError(
+                "The frame-aligned semantic adapter needs the same number of frames in every window of a "
+                f"batch; got {sorted(counts)}. Pass `num_frames=` or `window_batch_size=1`."
+            )
+        count = counts.pop() if counts else 1
+        empty = torch.zeros(
+            count,
+            self.image_encoder.config.projection_dim,
+            device=self.image_encoder.device,
+            dtype=self.image_encoder.dtype,
+        )
+        return torch.stack([empty if e is None else e for e in encoded])
 
     def alignment_video_features(self, clips: list[VideoClip], device) -> tuple[torch.Tensor, torch.Tensor]:
         """The alignment classifier's video input for a batch of windows, and the semantic adapter's.
@@ -603,7 +650,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
 
         * ``features`` (B, F, D): the frames laid out over the whole window; a window longer than the
           rest of its video has zeros past the video's end (:func:`features_over_window`);
-        * ``means`` (B, 1, D): the mean embedding of the frames shown, the semantic adapter's input.
+        * ``frames`` (B, F, D): each frame's embedding as sampled, the semantic adapter's input (its
+          mean for the mean-embedding adapter).
         """
         window_seconds = self.timeline().window_seconds
         embeddings = [
@@ -618,8 +666,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         features = [
             features_over_window(e, clip.duration, window_seconds) for e, clip in zip(embeddings, clips)
         ]
-        means = torch.stack([e.mean(dim=0, keepdim=True) for e in embeddings])
-        return torch.stack(features).to(device), means.to(device)
+        return torch.stack(features).to(device), torch.stack(embeddings).to(device)
 
     @torch.enable_grad()
     def alignment_guidance(
@@ -649,21 +696,36 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         return noise_pred - scale * float(sigma) * gradient.to(noise_pred.dtype)
 
     def prepare_image_embeds(
-        self, clips: list[VideoClip | None], video_embeds: torch.Tensor | None, semantic_scale: float, device
+        self,
+        clips: list[VideoClip | None],
+        video_embeds: torch.Tensor | None,
+        semantic_scale: float,
+        device,
+        durations: Sequence[float] | None = None,
+        visual_attention: str | None = None,
+        visual_attention_window: float | None = None,
     ) -> dict | None:
         """The semantic adapter's input for a batch (``added_cond_kwargs`` of the UNet), or ``None``
         when the branch is off (no adapter, scale 0, or nothing to show it).
 
         Args:
             clips: each row's frames (``None``: no video for that row).
-            video_embeds: precomputed mean CLIP embeddings (B, 1, D) for the rows, else ``None``.
+            video_embeds: precomputed CLIP embeddings (B, F, D) for the rows, else ``None``: each
+                sampled frame's (F >= 1), spread uniformly over the row's duration; the mean-embedding
+                adapter reads their mean.
+            durations: each row's seconds (a row without a clip takes its frames' times from it).
+            visual_attention, visual_attention_window: a frame-aligned adapter's mask and framewise
+                window (s); ``None``: the adapter's own (its config).
         """
         has_video = any(c is not None for c in clips)
         if not (self.has_semantic_adapter and semantic_scale > 0 and (has_video or video_embeds is not None)):
             return None
+        frame_aligned_adapter = self.semantic_adapter_kind == "frame_aligned"
         if video_embeds is None:
-            video_embeds = self.encode_videos(clips)
+            video_embeds = self.encode_videos(clips, per_frame=frame_aligned_adapter)
         video_embeds = video_embeds.to(device=device, dtype=self.unet.dtype)
+        if not frame_aligned_adapter:
+            video_embeds = video_embeds.mean(dim=1, keepdim=True)
         # The negative is all zeros, as in the release.
         image_embeds = (
             torch.cat([torch.zeros_like(video_embeds), video_embeds])
@@ -671,7 +733,32 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             else video_embeds
         )
         semantic.set_semantic_scale(self.unet, semantic_scale)
-        return {"image_embeds": [image_embeds]}
+        if not frame_aligned_adapter:
+            return {"image_embeds": [image_embeds]}
+        timeline = self.timeline()
+        frames = video_embeds.shape[1]
+        seconds = torch.stack(
+            [
+                torch.from_numpy(
+                    timeline.frame_start_seconds(clip.duration if clip is not None else duration, frames)
+                )
+                for clip, duration in zip(clips, durations or [timeline.window_seconds] * len(clips))
+            ]
+        ).to(device=device, dtype=torch.float32)
+        if self.do_classifier_free_guidance:
+            seconds = torch.cat([seconds, seconds])
+        config = self.unet.encoder_hid_proj.config
+        semantic.set_frame_attention(
+            self.unet,
+            frame_aligned.FrameAttention(
+                timeline,
+                self.n_mels // self.vae_scale_factor,
+                timeline.latent_columns,
+                visual_attention or config.visual_attention,
+                config.framewise_seconds if visual_attention_window is None else visual_attention_window,
+            ),
+        )
+        return {"image_embeds": [image_embeds, seconds]}
 
     def detect_onsets(self, clip: VideoClip) -> np.ndarray:
         """Onset probability per sampled frame of ``clip`` (T,), from the onset detector."""
@@ -1005,6 +1092,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         loudness_scale: float = 1.0,
         region=None,
         region_mode: str = "crop",
+        visual_attention: str | None = None,
+        visual_attention_window: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -1034,7 +1123,9 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             semantic_scale: weight of the video's CLIP embedding (release 1.0; 0 disables the branch).
             temporal_scale: weight of the temporal controller (0 disables it); default: the model's
                 ``default_temporal_scale`` (the release's 0.2 unless its folder names another).
-            video_embeds: precomputed mean CLIP image embeddings (B, 1, D) or (B, D) instead of the video's.
+            video_embeds: precomputed CLIP image embeddings instead of the video's: (B, F, D), each of F
+                frames' spread over the audio (the mean-embedding adapter reads their mean, so (B, 1, D)
+                or (B, D) is a clip's mean), for a frame-aligned adapter a token per frame.
             onsets: onset times in seconds instead of the detector: a sequence of numbers shared by
                 every prompt, or a list with one sequence per prompt.
             onset_probabilities: per-frame probabilities instead of running the detector: (T,) shared,
@@ -1079,6 +1170,11 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 prompt, or a list with one per prompt (``None`` for the whole picture).
             region_mode: ``"crop"`` (frames cut to the region's bounding box) or ``"mask"`` (grey
                 outside it).
+            visual_attention: for a frame-aligned semantic adapter, which frames each moment of the
+                audio attends to: ``"all"``, ``"causal"`` (frames up to that moment) or
+                ``"framewise"`` (frames within ``visual_attention_window`` seconds around it);
+                ``None``: the adapter's own (:mod:`foleycrafter.frame_aligned`).
+            visual_attention_window: the framewise window (s); ``None``: the adapter's own.
             generator, latents, prompt_embeds, negative_prompt_embeds: as in diffusers. The windows of
                 a long clip draw their noise from its generator in turn.
             output_type: ``"np"`` (numpy audio), ``"pt"`` (torch audio), or ``"latent"``.
@@ -1130,6 +1226,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             loudness_scale,
             region,
             region_mode,
+            visual_attention,
+            visual_attention_window,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -1198,13 +1296,21 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             clips = self.decode_frames(batch, num_frames, frame_short_side)
             if regions is not None:  # everything that reads the picture sees only the region
                 clips = [region_clip(c, r, region_mode) for c, r in zip(clips, _rows(regions, rows))]
-            # 5. Semantic condition: mean CLIP embedding of the frames. Double guidance needs each
-            # frame's embedding: computed once, the adapter takes their mean.
-            alignment_features = frame_means = None
+            # 5. Semantic condition: CLIP embeddings of the frames (their mean, or one token per frame).
+            # Double guidance needs each frame's embedding too: computed once for both.
+            alignment_features = frame_embeds = None
             if alignment_guidance_scale > 0:
-                alignment_features, frame_means = self.alignment_video_features(clips, device)
-            rows_embeds = video_embeds[rows] if video_embeds is not None else frame_means
-            added_cond_kwargs = self.prepare_image_embeds(clips, rows_embeds, semantic_scale, device)
+                alignment_features, frame_embeds = self.alignment_video_features(clips, device)
+            rows_embeds = video_embeds[rows] if video_embeds is not None else frame_embeds
+            added_cond_kwargs = self.prepare_image_embeds(
+                clips,
+                rows_embeds,
+                semantic_scale,
+                device,
+                [w.duration for w in batch],
+                visual_attention,
+                visual_attention_window,
+            )
             # 6. Temporal condition: timestamp masks -> condition images (1 x n_mels x columns)
             batch_masks, batch_probabilities, condition = self.prepare_temporal_condition(
                 batch,
@@ -1499,9 +1605,10 @@ def _as_embeds(video_embeds: torch.Tensor, batch_size: int) -> torch.Tensor:
     embeds = torch.as_tensor(video_embeds)
     if embeds.ndim == 2:
         embeds = embeds[:, None]
-    if embeds.ndim != 3 or embeds.shape[1] != 1:
+    if embeds.ndim != 3:
         raise ValueError(
-            f"`video_embeds` must have shape (B, 1, D) or (B, D), got {tuple(video_embeds.shape)}."
+            f"`video_embeds` must have shape (B, F, D) (F frames' embeddings, or F = 1 for a clip's mean) "
+            f"or (B, D), got {tuple(video_embeds.shape)}."
         )
     if embeds.shape[0] == 1 and batch_size > 1:
         embeds = embeds.expand(batch_size, -1, -1)

@@ -16,6 +16,13 @@ State-dict layout (the standard IP-Adapter layout, as released in ``semantic/sem
 
 The ``ip_adapter`` keys are numbered 1, 3, 5, ... over the UNet's cross-attention layers in the
 order of ``unet.attn_processors``.
+
+A second kind, the frame-aligned adapter (:mod:`foleycrafter.frame_aligned`: one token per frame
+with its time, masked by time in attention), keeps the same layout with its own ``image_proj``
+(``proj``, ``norm``, ``time_proj``) and a config file beside its weights. Natively the mean adapter
+is ``semantic_adapter/ip_adapter.safetensors``, the frame-aligned one
+``semantic_adapter/frame_aligned.safetensors`` + ``frame_aligned.json``; :func:`adapter_kind` tells
+weights apart and :func:`native_adapter_file` finds a folder's.
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ from diffusers.models.attention_processor import (
 )
 from safetensors.torch import load_file, save_file
 
+from . import frame_aligned
+from .frame_aligned import FrameAlignedAttnProcessor, FrameAttention, FrameTokenProjection
 from .release import CheckpointError, layout_problems, load_torch_pickle, unwrap_state_dict
 
 NUM_IMAGE_TOKENS = 4
 NATIVE_SUBFOLDER = "semantic_adapter"
 NATIVE_WEIGHT_NAME = "ip_adapter.safetensors"
-_IP_PROCESSORS = (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0)
+#: The two kinds of semantic adapter: the release's mean embedding, and per-frame tokens.
+ADAPTER_KINDS = ("mean", "frame_aligned")
+_IP_PROCESSORS = (IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0, FrameAlignedAttnProcessor)
 
 
 def load_semantic_adapter_file(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
@@ -75,6 +86,52 @@ def load_semantic_adapter_file(path: str | os.PathLike) -> dict[str, dict[str, t
     }
 
 
+def adapter_kind(state_dict: dict[str, dict[str, torch.Tensor]]) -> str:
+    """``"frame_aligned"`` when the weights have a time projection, else ``"mean"``."""
+    return "frame_aligned" if "time_proj.weight" in state_dict["image_proj"] else "mean"
+
+
+def _weights_in(folder: Path) -> Path | None:
+    found = [
+        folder / name for name in (NATIVE_WEIGHT_NAME, frame_aligned.WEIGHT_NAME) if (folder / name).is_file()
+    ]
+    if len(found) > 1:
+        raise CheckpointError(
+            f"{folder} holds both a mean-embedding ({NATIVE_WEIGHT_NAME}) and a frame-aligned "
+            f"({frame_aligned.WEIGHT_NAME}) semantic adapter; a pipeline carries one. Remove the one not "
+            f"wanted."
+        )
+    return found[0] if found else None
+
+
+def native_adapter_file(folder: str | os.PathLike) -> Path | None:
+    """The semantic adapter weights of a native pipeline folder, or ``None`` when it has none."""
+    return _weights_in(Path(folder) / NATIVE_SUBFOLDER)
+
+
+def adapter_file_in(folder: str | os.PathLike) -> Path:
+    """The semantic adapter weights in ``folder``: a pipeline folder, or its ``semantic_adapter/``."""
+    folder = Path(folder)
+    found = native_adapter_file(folder) or _weights_in(folder)
+    if found is None:
+        raise CheckpointError(
+            f"{folder} holds no semantic adapter: expected {NATIVE_SUBFOLDER}/{NATIVE_WEIGHT_NAME} or "
+            f"{NATIVE_SUBFOLDER}/{frame_aligned.WEIGHT_NAME} (or those files directly)."
+        )
+    return found
+
+
+def load_frame_aligned_config(weights: str | os.PathLike) -> dict:
+    """The projection config stored beside a frame-aligned adapter's weights."""
+    config = Path(weights).with_name(frame_aligned.CONFIG_NAME)
+    if not config.is_file():
+        raise CheckpointError(
+            f"{weights} is a frame-aligned semantic adapter, whose config {config.name} should lie beside "
+            f"it, but {config} does not exist. Copy the adapter's whole semantic_adapter/ folder."
+        )
+    return FrameTokenProjection.load_config(config.parent, config_name=config.name)
+
+
 def _cross_attention_layers(unet) -> Iterator[tuple[str, torch.nn.Module]]:
     """The UNet's cross-attention modules, in ``attn_processors`` order."""
     modules = dict(unet.named_modules())
@@ -104,8 +161,13 @@ def expected_semantic_shapes(unet, clip_dim: int) -> dict[str, dict[str, tuple[i
 def check_semantic_adapter(
     state_dict: dict[str, dict[str, torch.Tensor]], unet, clip_dim: int | None, source: str | os.PathLike
 ) -> None:
-    """Raise :class:`CheckpointError` unless the adapter fits ``unet`` (and an image encoder whose
-    ``image_embeds`` have ``clip_dim`` features, when given) exactly."""
+    """Raise :class:`CheckpointError` unless the mean-embedding adapter fits ``unet`` (and an image
+    encoder whose ``image_embeds`` have ``clip_dim`` features, when given) exactly."""
+    if adapter_kind(state_dict) != "mean":
+        raise CheckpointError(
+            f"{source} is a frame-aligned semantic adapter (its image projection has a time embedding), "
+            f"not the mean-embedding kind: load it from its file or folder, with {frame_aligned.CONFIG_NAME}."
+        )
     cross_dim = unet.config.cross_attention_dim
     norm = state_dict["image_proj"].get("norm.weight")
     if norm is not None and norm.shape[0] != cross_dim:
@@ -154,20 +216,112 @@ def initial_semantic_adapter(unet, clip_dim: int, seed: int = 0) -> dict[str, di
     return {"image_proj": image_proj, "ip_adapter": ip_adapter}
 
 
+def install_frame_aligned_adapter(
+    unet,
+    state_dict: dict[str, dict[str, torch.Tensor]],
+    config: dict,
+    source: str | os.PathLike = "state dict",
+) -> None:
+    """Install a frame-aligned adapter (weights in the IP-Adapter layout, the projection's ``config``)
+    in ``unet``, replacing any semantic adapter there; the weights must fit exactly."""
+    projection = FrameTokenProjection.from_config(config)
+    if projection.config.cross_attention_dim != unet.config.cross_attention_dim:
+        raise CheckpointError(
+            f"{source}: the frame-aligned adapter was made for a UNet with cross-attention width "
+            f"{projection.config.cross_attention_dim}, but this UNet's is {unet.config.cross_attention_dim}."
+        )
+    have = {k: tuple(v.shape) for k, v in state_dict["image_proj"].items()}
+    want = {k: tuple(v.shape) for k, v in projection.state_dict().items()}
+    ip_want = expected_semantic_shapes(unet, projection.config.clip_dim)["ip_adapter"]
+    ip_have = {k: tuple(v.shape) for k, v in state_dict["ip_adapter"].items()}
+    for group, problems in (
+        ("image_proj", layout_problems(have, want)),
+        ("ip_adapter", layout_problems(ip_have, ip_want)),
+    ):
+        if problems:
+            raise CheckpointError(
+                f"{source} does not match this UNet's frame-aligned adapter layout [{group}]: "
+                + "; ".join(problems)
+                + "."
+            )
+    projection.load_state_dict(state_dict["image_proj"])
+    processors = {}
+    layers = dict(_cross_attention_layers(unet))
+    number = 1
+    for name, processor in unet.attn_processors.items():
+        if name not in layers:
+            processors[name] = AttnProcessor2_0() if isinstance(processor, _IP_PROCESSORS) else processor
+            continue
+        attention = layers[name]
+        frame = FrameAlignedAttnProcessor(attention.to_k.out_features, attention.to_k.in_features)
+        frame.to_k_ip[0].weight.data.copy_(state_dict["ip_adapter"][f"{number}.to_k_ip.weight"])
+        frame.to_v_ip[0].weight.data.copy_(state_dict["ip_adapter"][f"{number}.to_v_ip.weight"])
+        processors[name] = frame
+        number += 2
+    unet.set_attn_processor(processors)
+    unet.encoder_hid_proj = projection
+    unet.register_to_config(encoder_hid_dim_type="ip_image_proj")
+    reference = next(unet.parameters())
+    unet.encoder_hid_proj.to(device=reference.device, dtype=reference.dtype)
+    for processor in processors.values():
+        if isinstance(processor, FrameAlignedAttnProcessor):
+            processor.to(device=reference.device, dtype=reference.dtype)
+
+
+def initial_frame_aligned_adapter(
+    unet, clip_dim: int, seed: int = 0, **config
+) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """Starting weights and config for training a frame-aligned adapter: keys and values of the frame
+    tokens copied from each layer's text ``to_k`` / ``to_v`` (as :func:`initial_semantic_adapter`),
+    a random projection; ``config`` sets the projection's other options (e.g. ``visual_attention``)."""
+    torch.manual_seed(seed)
+    projection = FrameTokenProjection(
+        clip_dim=clip_dim, cross_attention_dim=unet.config.cross_attention_dim, **config
+    )
+    generator = torch.Generator().manual_seed(seed)
+    image_proj = {k: v.detach().clone() for k, v in projection.state_dict().items()}
+    image_proj["proj.weight"] = (
+        torch.randn(image_proj["proj.weight"].shape, generator=generator) * clip_dim**-0.5
+    )
+    image_proj["proj.bias"] = torch.zeros_like(image_proj["proj.bias"])
+    ip_adapter = initial_semantic_adapter(unet, clip_dim, seed)["ip_adapter"]
+    return {"image_proj": image_proj, "ip_adapter": ip_adapter}, dict(projection.config)
+
+
 def has_semantic_adapter(unet) -> bool:
     return any(isinstance(p, _IP_PROCESSORS) for p in unet.attn_processors.values())
 
 
+def semantic_adapter_kind(unet) -> str | None:
+    """``"mean"``, ``"frame_aligned"``, or ``None`` when ``unet`` carries no semantic adapter."""
+    if not has_semantic_adapter(unet):
+        return None
+    return "frame_aligned" if isinstance(unet.encoder_hid_proj, FrameTokenProjection) else "mean"
+
+
+def semantic_clip_dim(unet) -> int:
+    """The CLIP embedding width the installed semantic adapter reads."""
+    if semantic_adapter_kind(unet) == "frame_aligned":
+        return unet.encoder_hid_proj.config.clip_dim
+    return unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
+
+
 def semantic_adapter_state_dict(unet) -> dict[str, dict[str, torch.Tensor]]:
-    """The adapter installed in ``unet``, in the standard IP-Adapter layout (loadable with
-    diffusers' ``load_ip_adapter`` and by this package)."""
-    if not has_semantic_adapter(unet) or unet.encoder_hid_proj is None:
+    """The adapter installed in ``unet``, in the standard IP-Adapter layout (for the mean kind,
+    loadable with diffusers' ``load_ip_adapter`` and by this package)."""
+    kind = semantic_adapter_kind(unet)
+    if kind is None or unet.encoder_hid_proj is None:
         raise ValueError("This UNet has no semantic adapter loaded.")
-    projection = unet.encoder_hid_proj.image_projection_layers[0]
-    image_proj = {
-        key.replace("image_embeds", "proj"): value.detach().clone()
-        for key, value in projection.state_dict().items()
-    }
+    if kind == "frame_aligned":
+        image_proj = {
+            key: value.detach().clone() for key, value in unet.encoder_hid_proj.state_dict().items()
+        }
+    else:
+        projection = unet.encoder_hid_proj.image_projection_layers[0]
+        image_proj = {
+            key.replace("image_embeds", "proj"): value.detach().clone()
+            for key, value in projection.state_dict().items()
+        }
     ip_adapter = {}
     number = 1
     for processor in unet.attn_processors.values():
@@ -176,6 +330,28 @@ def semantic_adapter_state_dict(unet) -> dict[str, dict[str, torch.Tensor]]:
             ip_adapter[f"{number}.to_v_ip.weight"] = processor.to_v_ip[0].weight.detach().clone()
             number += 2
     return {"image_proj": image_proj, "ip_adapter": ip_adapter}
+
+
+def save_semantic_adapter_folder(unet, folder: str | os.PathLike) -> Path:
+    """Write the adapter ``unet`` carries into ``folder`` (a pipeline's ``semantic_adapter/``) in its
+    kind's native files; returns the weights file."""
+    folder = Path(folder)
+    if semantic_adapter_kind(unet) == "frame_aligned":
+        path = folder / frame_aligned.WEIGHT_NAME
+        save_semantic_adapter(semantic_adapter_state_dict(unet), path)
+        unet.encoder_hid_proj.save_config(folder)
+        return path
+    path = folder / NATIVE_WEIGHT_NAME
+    save_semantic_adapter(semantic_adapter_state_dict(unet), path)
+    return path
+
+
+def set_frame_attention(unet, frame_attention: FrameAttention) -> None:
+    """Tell the frame-aligned adapter's processors the latent's size, the time axis and the visual
+    attention mask of the coming UNet calls (no-op for other adapters)."""
+    for processor in unet.attn_processors.values():
+        if isinstance(processor, FrameAlignedAttnProcessor):
+            processor.frame_attention = frame_attention
 
 
 def save_semantic_adapter(state_dict: dict[str, dict[str, torch.Tensor]], path: str | os.PathLike) -> None:

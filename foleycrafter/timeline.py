@@ -134,6 +134,23 @@ class Timeline:
         count = self.detector_frames if num_samples is None else num_samples
         return np.linspace(0, num_video_frames - 1, count).astype(int)
 
+    def frame_start_seconds(self, duration: float, num_frames: int) -> np.ndarray:
+        """When each of ``num_frames`` frames sampled over a ``duration``-second clip comes on screen,
+        in seconds from the clip's start: frame ``f`` covers ``[f, f + 1) * duration / num_frames``,
+        the span :meth:`column_to_detector_frame` gives it. Shape ``(num_frames,)``."""
+        if not (duration > 0) or num_frames <= 0:
+            raise ValueError(
+                f"need a positive duration and frame count, got {duration!r} s and {num_frames!r}."
+            )
+        return np.arange(num_frames, dtype=np.float64) * (duration / num_frames)
+
+    def feature_column_seconds(self, width: int, stride: int) -> np.ndarray:
+        """The time (s) at the centre of each column of a feature map over one window's latent:
+        ``width`` columns, each ``stride`` latent columns wide (the UNet halves the width per level,
+        so a level's stride is 1, 2, 4, ...). Shape ``(width,)``."""
+        mel_columns = stride * self.vae_scale_factor
+        return (np.arange(width, dtype=np.float64) + 0.5) * mel_columns / self.columns_per_second
+
     def column_to_detector_frame(self, duration: float, num_frames: int | None = None) -> np.ndarray:
         """For each active mel column, the index of the detector frame that decides it.
 

@@ -94,6 +94,27 @@ def model_with_loudness_controller(native_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def model_with_frame_aligned_adapter(native_model, tmp_path_factory):
+    """``native_model`` with a random frame-aligned semantic adapter (framewise, 0.4 s; seed 3)
+    instead of its own, saved natively: ``(folder, the adapter's weights)``."""
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.semantic import initial_frame_aligned_adapter, install_frame_aligned_adapter
+
+    pipe = FoleyCrafterPipeline.from_pretrained(native_model)
+    weights, config = initial_frame_aligned_adapter(
+        pipe.unet,
+        pipe.image_encoder.config.projection_dim,
+        seed=3,
+        visual_attention="framewise",
+        framewise_seconds=0.4,
+    )
+    install_frame_aligned_adapter(pipe.unet, weights, config)
+    folder = tmp_path_factory.mktemp("model") / "frame-aligned"
+    pipe.save_pretrained(folder)
+    return folder, weights
+
+
+@pytest.fixture(scope="session")
 def clip():
     """A 3.3 s clip of synthetic frames (what a video file would give after sampling)."""
     from foleycrafter.testing import synthetic_frames

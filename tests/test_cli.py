@@ -455,6 +455,27 @@ def test_loudness_options(videos, native_model, model_with_loudness_controller, 
     assert "within the clip" in capsys.readouterr().err
 
 
+def test_visual_attention_options(videos, native_model, model_with_frame_aligned_adapter, tmp_path, capsys):
+    """--visual-attention picks a frame-aligned adapter's mask; a model without one refuses it."""
+    video = str(videos["odd_24"])
+    model = str(model_with_frame_aligned_adapter[0])
+
+    def audio(name, *options):
+        target = tmp_path / f"{name}.wav"
+        assert main(["generate", video, "-o", str(target), "--model", model, "--quiet", "--steps", "2", *options]) == 0  # fmt: skip
+        return read_audio_track(target, sample_rate=SR)
+
+    own = audio("own")
+    assert np.abs(audio("all", "--visual-attention", "all") - own).max() > 1e-4
+    np.testing.assert_allclose(
+        audio("same", "--visual-attention", "framewise", "--visual-attention-window", "0.4"), own, atol=1e-5
+    )
+    code = main(["generate", video, "-o", str(tmp_path / "mean.wav"), "--model", str(native_model), "--quiet",
+                 "--steps", "2", "--visual-attention", "causal"])  # fmt: skip
+    assert code != 0 and not (tmp_path / "mean.wav").exists()
+    assert "frame-aligned" in capsys.readouterr().err
+
+
 def test_region_option(videos, native_model, tmp_path, capsys):
     """--region x0,y0,x1,y1 shows the model only that part of the picture; a bad box is refused."""
     video = str(videos["odd_24"])

@@ -320,6 +320,29 @@ def test_region_box(page, native_model, test_video, tmp_path):
     _assert_soundtrack(result, VIDEO_SECONDS)
 
 
+def test_visual_attention(page, native_model, model_with_frame_aligned_adapter, test_video, tmp_path):
+    """A visual attention mask is refused for a mean-embedding adapter, with what to do, and used by a
+    frame-aligned one."""
+    _upload(page, test_video)
+    _wait_for_text(page, "#status", "fps")
+    _open_settings(page)
+    _fill_until(page, "#model-folder textarea", str(native_model), "#model-banner", "Model:")
+    _set_number(page, "steps", STEPS)
+    page.locator("#visual-attention").get_by_label("causal").check()
+    page.click("#generate")
+    status = _wait_for_text(page, "#status", "Could not generate.")
+    assert "Visual attention is causal" in status and "not frame-aligned" in status
+
+    folder = str(model_with_frame_aligned_adapter[0])
+    _fill_until(page, "#model-folder textarea", folder, "#model-banner", "Model:")
+    _set_number(page, "steps", STEPS)
+    page.locator("#visual-attention").get_by_label("framewise").check()
+    _set_number(page, "visual-attention-window", 1.5)
+    status, result = _generate_and_fetch(page, tmp_path)
+    assert "visual attention framewise (1.5 s)" in status
+    _assert_soundtrack(result, VIDEO_SECONDS)
+
+
 def test_onset_text():
     from foleycrafter.demo import DemoError, format_onsets, parse_onsets
 

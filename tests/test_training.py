@@ -137,6 +137,32 @@ def test_semantic_trainer(native_model, prepared, tmp_path):
     assert list(validation.glob("*.wav")) and list(validation.glob("*.png"))
 
 
+def test_frame_aligned_semantic_trainer(native_model, prepared, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+
+    summary = run_trainer(
+        "semantic",
+        native_model,
+        prepared,
+        tmp_path / "run",
+        adapter="frame_aligned",
+        architecture={"visual_attention": "causal", "time_channels": 8},
+    )
+    assert_learns(summary)
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-24" / "semantic_adapter"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["frame_aligned.json", "frame_aligned.safetensors"]
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    assert pipe.semantic_adapter_kind == "frame_aligned"
+    assert pipe.unet.encoder_hid_proj.config.visual_attention == "causal"
+    # A controller trains beside it (the frozen adapter reads each frame with its time).
+    temporal = run_trainer(
+        "temporal", tmp_path / "run" / "final", prepared, tmp_path / "temporal", max_steps=4
+    )
+    assert np.isfinite(losses(temporal)).all()
+    with pytest.raises(ValueError, match="adapter must be"):
+        run_trainer("semantic", native_model, prepared, tmp_path / "bad", adapter="per_frame")
+
+
 def test_temporal_trainer_and_resume(native_model, prepared, tmp_path):
     from foleycrafter import FoleyCrafterPipeline
 

@@ -70,6 +70,10 @@ class TrainConfig:
         temporal_scale: the loudness trainer's weight on the model's frozen temporal controller beside
             the loudness controller (``None``: the model's ``default_temporal_scale``); the scale
             generation will run it at.
+        adapter: the semantic trainer's kind of adapter: ``"mean"`` (the release's, on the mean CLIP
+            embedding) or ``"frame_aligned"`` (a token per frame with its time, attention masked by
+            time: :mod:`foleycrafter.frame_aligned`); a frame-aligned adapter's options
+            (``visual_attention``, ``framewise_seconds``, ``time_channels``) go in ``architecture``.
         latent_cache: a safetensors file keeping the frozen VAE's latent distribution of every
             prepared clip between runs (diffusion trainers); clips are encoded once per VAE, which
             on a CPU costs more than a small UNet's training step. Ignored if written by another VAE.
@@ -112,8 +116,11 @@ class TrainConfig:
     conditioning_scale: float = 1.0
     temporal_scale: float | None = None
     latent_cache: str | None = None
+    adapter: str = "mean"
 
     def __post_init__(self):
+        if self.adapter not in ("mean", "frame_aligned"):
+            raise ValueError(f"adapter must be 'mean' or 'frame_aligned', got {self.adapter!r}.")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}."

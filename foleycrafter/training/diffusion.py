@@ -58,6 +58,7 @@ class DiffusionTrainer(Trainer):
         self.timeline = pipe.timeline()
         with torch.no_grad():
             self.empty_text = pipe._encode_text([""], device)
+        self.set_frame_attention()
         return pipe
 
     # -- conditions ------------------------------------------------------------------------------
@@ -83,6 +84,42 @@ class DiffusionTrainer(Trainer):
         negative the pipeline uses)."""
         mean = clip_embeds.mean(dim=1, keepdim=True)
         return torch.where(drop.to(mean.device)[:, None, None], torch.zeros_like(mean), mean)
+
+    def semantic_inputs(
+        self, clip_embeds: torch.Tensor, durations: list[float], drop: torch.Tensor, like: torch.Tensor
+    ) -> dict | None:
+        """The UNet's ``added_cond_kwargs`` for the semantic adapter it carries (``None`` without one):
+        the clips' mean embeddings, or for a frame-aligned adapter each frame's with its time (s);
+        zeros where dropped. ``clip_embeds`` (B, T, D); ``like``: a tensor of the device and dtype."""
+        from ..semantic import semantic_adapter_kind
+
+        kind = semantic_adapter_kind(self.pipe.unet)
+        if kind is None:
+            return None
+        if kind == "mean":
+            return {"image_embeds": [self.image_embeddings(clip_embeds, drop).to(like)]}
+        embeds = torch.where(
+            drop.to(clip_embeds.device)[:, None, None], torch.zeros_like(clip_embeds), clip_embeds
+        )
+        frames = embeds.shape[1]
+        seconds = torch.stack(
+            [torch.from_numpy(self.timeline.frame_start_seconds(float(d), frames)) for d in durations]
+        )
+        return {"image_embeds": [embeds.to(like), seconds.to(device=like.device, dtype=torch.float32)]}
+
+    def set_frame_attention(self) -> None:
+        """Tell a frame-aligned adapter's processors the window's latent size (no-op otherwise)."""
+        from ..frame_aligned import FrameAttention
+        from ..semantic import semantic_adapter_kind, set_frame_attention
+
+        if semantic_adapter_kind(self.pipe.unet) != "frame_aligned":
+            return
+        config = self.pipe.unet.encoder_hid_proj.config
+        latent_size = (self.pipe.n_mels // self.pipe.vae_scale_factor, self.timeline.latent_columns)
+        set_frame_attention(
+            self.pipe.unet,
+            FrameAttention(self.timeline, *latent_size, config.visual_attention, config.framewise_seconds),
+        )
 
     def masks(self, onsets: list[list[float]], durations: list[float]) -> torch.Tensor:
         masks = [mask_from_onset_times(o, d, self.timeline) for o, d in zip(onsets, durations)]
@@ -234,8 +271,13 @@ class DiffusionTrainer(Trainer):
         noisy, timesteps, target = self.noised(latents, generator)
         added = None
         if self.pipe.has_semantic_adapter:
-            dim = self.pipe.unet.encoder_hid_proj.image_projection_layers[0].image_embeds.in_features
-            added = {"image_embeds": [torch.zeros(latents.shape[0], 1, dim).to(latents)]}
+            from ..semantic import semantic_clip_dim
+
+            size = latents.shape[0]
+            zeros = torch.zeros(size, 1, semantic_clip_dim(self.pipe.unet))
+            added = self.semantic_inputs(
+                zeros, list(batch["duration"]), torch.ones(size, dtype=torch.bool), latents
+            )
         prediction = self.model(
             noisy,
             timesteps,
@@ -262,13 +304,11 @@ class DiffusionTrainer(Trainer):
             model.save_pretrained(folder / component)
 
     def controlled_loss(
-        self, noisy, timesteps, target, text, clip_embeds, drop_image, down, mid
+        self, noisy, timesteps, target, text, clip_embeds, durations, drop_image, down, mid
     ) -> torch.Tensor:
         """Noise-prediction loss of the frozen UNet (with its semantic adapter, if any) steered by a
         controller's residuals ``down`` and ``mid``."""
-        added = None
-        if self.pipe.has_semantic_adapter:
-            added = {"image_embeds": [self.image_embeddings(clip_embeds, drop_image).to(noisy)]}
+        added = self.semantic_inputs(clip_embeds, durations, drop_image, noisy)
         prediction = self.pipe.unet(
             noisy,
             timesteps,
@@ -281,13 +321,11 @@ class DiffusionTrainer(Trainer):
         return F.mse_loss(prediction.float(), target.float())
 
     def generate_like(self, item: dict, **settings):
-        """Generate a validation clip from a prepared clip's own conditions (caption, mean frame
-        embedding, onsets, duration) with the recipe's sampling settings; ``settings`` add or override."""
+        """Generate a validation clip from a prepared clip's own conditions (caption, frame embeddings,
+        onsets, duration) with the recipe's sampling settings; ``settings`` add or override."""
         arguments = dict(
             prompt=item["caption"],
-            video_embeds=item["clip_embeds"].mean(0, keepdim=True)[None]
-            if self.pipe.has_semantic_adapter
-            else None,
+            video_embeds=item["clip_embeds"][None] if self.pipe.has_semantic_adapter else None,
             onsets=item["onsets"] if self.pipe.controlnet is not None else None,
             audio_length_in_s=item["duration"],
             num_inference_steps=self.config.validation_steps,
@@ -322,13 +360,34 @@ class SemanticTrainer(DiffusionTrainer):
     name = "semantic"
 
     def build(self, device):
-        from ..semantic import initial_semantic_adapter, set_semantic_scale
+        from ..semantic import (
+            initial_frame_aligned_adapter,
+            initial_semantic_adapter,
+            install_frame_aligned_adapter,
+            set_semantic_scale,
+        )
 
         pipe = self.load_base(device)
         clip_dim = int(self.train_set.config["clip_dim"])
-        if not pipe.has_semantic_adapter:
-            pipe.load_semantic_adapter(initial_semantic_adapter(pipe.unet, clip_dim, seed=self.config.seed))
+        # A model's adapter of the asked-for kind is trained on; otherwise a new one starts.
+        if pipe.semantic_adapter_kind != self.config.adapter:
+            if pipe.has_semantic_adapter:
+                logger.info(
+                    "replacing the model's %s semantic adapter by a new %s one",
+                    pipe.semantic_adapter_kind,
+                    self.config.adapter,
+                )
+            if self.config.adapter == "frame_aligned":
+                weights, config = initial_frame_aligned_adapter(
+                    pipe.unet, clip_dim, seed=self.config.seed, **self.config.architecture
+                )
+                install_frame_aligned_adapter(pipe.unet, weights, config)
+            else:
+                pipe.load_semantic_adapter(
+                    initial_semantic_adapter(pipe.unet, clip_dim, seed=self.config.seed)
+                )
         set_semantic_scale(pipe.unet, 1.0)
+        self.set_frame_attention()
         for name, parameter in pipe.unet.named_parameters():
             parameter.requires_grad_(".processor." in name or name.startswith("encoder_hid_proj."))
         pipe.unet.train()
@@ -339,31 +398,24 @@ class SemanticTrainer(DiffusionTrainer):
         drop_text, drop_image = self.dropout_masks(len(batch["id"]), generator)
         latents = self.latents(batch["log_mel"], generator, self.unchanged_ids(batch))
         noisy, timesteps, target = self.noised(latents, generator)
-        unet = self.model
-        image = self.image_embeddings(batch["clip_embeds"], drop_image).to(latents.device, latents.dtype)
-        prediction = unet(
+        prediction = self.model(
             noisy,
             timesteps,
             encoder_hidden_states=self.text_embeddings(batch["caption"], drop_text),
-            added_cond_kwargs={"image_embeds": [image]},
+            added_cond_kwargs=self.semantic_inputs(
+                batch["clip_embeds"], batch["duration"], drop_image, latents
+            ),
             return_dict=False,
         )[0]
         return F.mse_loss(prediction.float(), target.float())
 
     def export(self, model, folder: Path, final: bool) -> None:
-        from ..semantic import (
-            NATIVE_SUBFOLDER,
-            NATIVE_WEIGHT_NAME,
-            save_semantic_adapter,
-            semantic_adapter_state_dict,
-        )
+        from ..semantic import NATIVE_SUBFOLDER, save_semantic_adapter_folder
 
         if final:
             self.pipe.save_pretrained(folder)
         else:
-            save_semantic_adapter(
-                semantic_adapter_state_dict(model), folder / NATIVE_SUBFOLDER / NATIVE_WEIGHT_NAME
-            )
+            save_semantic_adapter_folder(model, folder / NATIVE_SUBFOLDER)
 
 
 class TemporalTrainer(DiffusionTrainer):
@@ -400,7 +452,7 @@ class TemporalTrainer(DiffusionTrainer):
             return_dict=False,
         )
         return self.controlled_loss(
-            noisy, timesteps, target, text, batch["clip_embeds"], drop_image, down, mid
+            noisy, timesteps, target, text, batch["clip_embeds"], batch["duration"], drop_image, down, mid
         )
 
     def export(self, model, folder: Path, final: bool) -> None:
@@ -473,7 +525,7 @@ class LoudnessTrainer(DiffusionTrainer):
             down = [a + b for a, b in zip(down, temporal_down)]
             mid = mid + temporal_mid
         return self.controlled_loss(
-            noisy, timesteps, target, text, batch["clip_embeds"], drop_image, down, mid
+            noisy, timesteps, target, text, batch["clip_embeds"], batch["duration"], drop_image, down, mid
         )
 
     def validate(self, model, dataset: PreparedDataset, folder: Path, step: int) -> dict:
