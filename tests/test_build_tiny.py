@@ -61,9 +61,44 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     )
     assert loud.loudness_curves is not None and np.all(np.isfinite(loud.audios[0]))
 
+    # The frame-aligned adapter trained on sequence clips (not exported: the bundle keeps the mean one).
+    assert {r["layout"] for r in read_metadata(work / "synthfoley_sequences" / "train")} == {"sequence"}
+    frame = FoleyCrafterPipeline.from_pretrained(work / "frame_aligned" / "final")
+    assert frame.semantic_adapter_kind == "frame_aligned" and pipe.semantic_adapter_kind == "mean"
+
     # A second run finds every stage done and retrains nothing.
     unet = work / "unet" / "final" / "unet" / "diffusion_pytorch_model.safetensors"
     stamp = unet.stat().st_mtime_ns
     again = build_tiny.build(work, tmp_path / "again", quick=True, splits=splits)
     assert unet.stat().st_mtime_ns == stamp
     assert again["unet"] < timings["unet"]
+
+    # The trained stages' results carry the build to a new work folder (another machine): kept,
+    # restored, and the stages they belong to are not trained again.
+    finals = tmp_path / "finals"
+    kept = build_tiny.keep_finals(work, finals)
+    assert sorted(kept) == sorted(f"{name}/final" for name in build_tiny.TRAINED_STAGES)
+    assert build_tiny.keep_finals(work, finals) == []  # a final is kept once
+    moved = tmp_path / "moved"
+    assert build_tiny.restore_finals(finals, moved) == list(build_tiny.TRAINED_STAGES)
+    build_tiny.build(
+        moved, tmp_path / "moved-model", stages=("data", "clip", "prepare", "vae"), quick=True, splits=splits
+    )
+    restored_vae = moved / "vae" / "final" / "vae" / "diffusion_pytorch_model.safetensors"
+    assert (
+        restored_vae.read_bytes()
+        == (work / "vae" / "final" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
+
+
+def test_finals_keep_the_newest_checkpoint_of_a_stage_still_training(tmp_path):
+    work, finals = tmp_path / "work", tmp_path / "finals"
+    for step in (2, 4):
+        (work / "unet" / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (work / "unet" / "checkpoints" / f"checkpoint-{step}" / "state").write_text(str(step))
+    assert build_tiny.keep_finals(work, finals) == ["unet/checkpoints/checkpoint-4"]
+    (work / "unet" / "checkpoints" / "checkpoint-6").mkdir()
+    assert build_tiny.keep_finals(work, finals) == ["unet/checkpoints/checkpoint-6"]
+    assert [p.name for p in (finals / "unet" / "checkpoints").iterdir()] == ["checkpoint-6"]
+    assert build_tiny.restore_finals(finals, tmp_path / "new") == ["unet"]
+    assert (tmp_path / "new" / "unet" / "checkpoints" / "checkpoint-6").is_dir()

@@ -4,7 +4,10 @@ own generator and trainers, on a CPU:
     python -m foleycrafter.training.build_tiny --work runs/tiny --out checkpoints/foleycrafter-tiny
 
 Stages (each writes ``<work>/<stage>/`` and is skipped when its result exists, so an interrupted
-build resumes where it stopped; a trainer interrupted mid-stage resumes from its last checkpoint):
+build resumes where it stopped; a trainer interrupted mid-stage resumes from its last checkpoint;
+``--finals DIR`` keeps every trained stage's result, and the newest checkpoint of an unfinished one,
+in a folder that can be committed, and restores them into a new work folder, so a build can go on
+in pieces on machines whose disks do not last; data and prepared clips are generated again):
 
     data      SynthFoley train / validation / test splits (seed 0)
     clip      CLIP text + vision towers, contrastive, on frames and captions
@@ -17,6 +20,9 @@ build resumes where it stopped; a trainer interrupted mid-stage resumes from its
     semantic  the IP-Adapter-style semantic adapter on the frozen base
     temporal  the ControlNet temporal controller on the frozen base + semantic adapter
     alignment the alignment classifier of double guidance (true / shifted / other clip's frames)
+    sequences SynthFoley sequence splits (two or three objects in turn) and the train split prepared
+    frame_aligned  a frame-aligned semantic adapter (a token per frame, framewise attention) on the
+              frozen base, trained on the sequence clips; not exported (issue #18 compares it first)
     dynamics  SynthFoley version 2 splits (per-event levels over 30 dB, swells and fades) and the
               train split prepared like ``prepare`` (with each clip's loudness curve)
     loudness  the loudness controller on the frozen base + adapters + temporal controller, on the
@@ -221,6 +227,21 @@ STAGES: dict[str, dict] = {
         "lr_schedule": "cosine",
         "validation_fraction": 0.05,
     },
+    # Issue #18: as the semantic adapter, a token per frame instead of the mean, on sequence clips
+    # (where the class changes within a window, so the frames' times matter).
+    "frame_aligned": {
+        "max_steps": 800,
+        "batch_size": 8,
+        "learning_rate": 5e-4,
+        "lr_warmup_steps": 50,
+        "lr_schedule": "cosine",
+        "text_dropout": 0.5,
+        "image_dropout": 0.05,
+        "both_dropout": 0.05,
+        "validation_fraction": 0.02,
+        "adapter": "frame_aligned",
+        "architecture": {"visual_attention": "framewise", "framewise_seconds": 0.5},
+    },
     # Issue #16: as the temporal controller, on the version-2 clips whose levels vary.
     "loudness": {
         "max_steps": 1200,
@@ -255,6 +276,8 @@ ORDER = (
     "semantic",
     "temporal",
     "alignment",
+    "sequences",
+    "frame_aligned",
     "dynamics",
     "loudness",
     "loudness_predictor",
@@ -262,7 +285,12 @@ ORDER = (
     "export",
 )
 #: Stages run by another stage's trainer.
-TRAINER_OF_STAGE = {"decoder": "vae"}
+TRAINER_OF_STAGE = {"decoder": "vae", "frame_aligned": "semantic"}
+#: Latent caches of the stages whose clips are not the base data's (their ids repeat the base's).
+LATENT_CACHE_OF_STAGE = {
+    "loudness": "latent_cache_v2.safetensors",
+    "frame_aligned": "latent_cache_sequences.safetensors",
+}
 
 
 def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) -> Path:
@@ -271,10 +299,10 @@ def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) ->
     if (out / "final").is_dir():
         return out / "final"
     settings = {**COMMON, **STAGES[name]}
-    if name in ("unet", "semantic", "temporal", "alignment", "loudness"):
+    if name in ("unet", "semantic", "temporal", "alignment", "loudness", "frame_aligned"):
         # The VAE is frozen from here on: its latents of the prepared clips are computed once (the
-        # version-2 clips have the same ids as version 1's, so they keep a cache of their own).
-        cache = "latent_cache_v2.safetensors" if name == "loudness" else "latent_cache.safetensors"
+        # version-2 and sequence clips have the same ids as version 1's, so they keep caches of their own).
+        cache = LATENT_CACHE_OF_STAGE.get(name, "latent_cache.safetensors")
         settings["latent_cache"] = str(out.parent / cache)
     if quick:
         settings.update(max_steps=2, batch_size=2, checkpoint_every=0, validation_steps=2)
@@ -310,6 +338,58 @@ def _prepare(videos: Path, prepared: Path, parts: Path, quick: bool) -> None:
     )
 
 
+#: Stages whose result is a trained model (``<work>/<stage>/final``), which ``--finals`` keeps.
+TRAINED_STAGES = tuple(s for s in ORDER if s not in ("data", "prepare", "sequences", "dynamics", "export"))
+
+
+def keep_finals(work: Path, finals: Path) -> list[str]:
+    """Copy each trained stage's ``final`` folder from ``work`` into ``finals`` (once: a stage's
+    final never changes), and the newest checkpoint of a stage still training (replacing the one
+    kept before). Returns what was copied, as ``stage/folder`` names."""
+    copied = []
+    for name in TRAINED_STAGES:
+        source, kept = Path(work) / name, Path(finals) / name
+        if (source / "final").is_dir():
+            if not (kept / "final").is_dir():
+                shutil.rmtree(kept, ignore_errors=True)
+                _copy_atomically(source / "final", kept / "final")
+                copied.append(f"{name}/final")
+            continue
+        checkpoints = sorted(
+            (source / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
+        )
+        if checkpoints and not (kept / "checkpoints" / checkpoints[-1].name).is_dir():
+            shutil.rmtree(kept / "checkpoints", ignore_errors=True)
+            _copy_atomically(checkpoints[-1], kept / "checkpoints" / checkpoints[-1].name)
+            copied.append(f"{name}/checkpoints/{checkpoints[-1].name}")
+    return copied
+
+
+def restore_finals(finals: Path, work: Path) -> list[str]:
+    """Copy what :func:`keep_finals` kept into a work folder that lacks it (a stage with a final
+    there is skipped by the build; one with a checkpoint resumes from it). Returns the stages restored."""
+    restored = []
+    for name in TRAINED_STAGES:
+        kept, target = Path(finals) / name, Path(work) / name
+        if not kept.is_dir() or (target / "final").is_dir():
+            continue
+        if (kept / "final").is_dir():
+            _copy_atomically(kept / "final", target / "final")
+        elif (kept / "checkpoints").is_dir() and not (target / "checkpoints").is_dir():
+            _copy_atomically(kept / "checkpoints", target / "checkpoints")
+        else:
+            continue
+        restored.append(name)
+    return restored
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.rename(target)
+
+
 def build(
     work: Path,
     out: Path,
@@ -318,8 +398,10 @@ def build(
     splits: dict[str, int] | None = None,
     overwrite: bool = False,
     workers: int = 1,
+    finals: Path | None = None,
 ) -> dict:
-    """Run the stages in order (see the module docstring); returns per-stage wall seconds."""
+    """Run the stages in order (see the module docstring); returns per-stage wall seconds. With
+    ``finals``, trained stages are restored from there first and kept there as each ends."""
     from ..data.synthfoley import generate_dataset
     from .base_models import copy_parts
 
@@ -328,7 +410,14 @@ def build(
     data, parts = work / "synthfoley", work / "parts"
     timings: dict[str, float] = {}
 
+    if finals is not None:
+        restored = restore_finals(finals, work)
+        if restored:
+            logger.info("restored from %s: %s", finals, ", ".join(restored))
+
     def finish(name, start):
+        if finals is not None and name in TRAINED_STAGES:
+            keep_finals(work, finals)
         # Logged as each stage ends, so a build stopped part-way keeps the timings of what it did.
         timings[name] = time.monotonic() - start
         with open(work / "timings.jsonl", "a", encoding="utf-8") as f:
@@ -380,6 +469,25 @@ def build(
     if (start := stage("alignment")) is not None:
         _train("alignment", work / "unet" / "final", prepared, work / "alignment", quick)
         finish("alignment", start)
+    sequences, prepared_sequences = work / "synthfoley_sequences", work / "prepared_sequences"
+    if (start := stage("sequences")) is not None:
+        for split, count in splits.items():
+            if not (sequences / split / "metadata.jsonl").is_file():
+                generate_dataset(
+                    sequences,
+                    split,
+                    count,
+                    seed=0,
+                    workers=workers,
+                    overwrite=True,
+                    version=BASE_DATA_VERSION,
+                    layout="sequence",
+                )
+        _prepare(sequences / "train", prepared_sequences, parts, quick)
+        finish("sequences", start)
+    if (start := stage("frame_aligned")) is not None:
+        _train("frame_aligned", work / "unet" / "final", prepared_sequences, work / "frame_aligned", quick)
+        finish("frame_aligned", start)
     dynamics, prepared_dynamics = work / "synthfoley_v2", work / "prepared_v2"
     if (start := stage("dynamics")) is not None:
         for split, count in splits.items():
@@ -458,15 +566,28 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--workers", type=int, default=1, help="processes generating the SynthFoley clips")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument(
+        "--finals",
+        default=None,
+        help="a folder keeping each trained stage's result (and an unfinished stage's newest checkpoint) "
+        "across machines: restored into --work first, updated as stages end; with --stages none it is "
+        "only updated from --work",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip() and s.strip() != "none")
     unknown = sorted(set(stages) - set(ORDER))
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {','.join(ORDER)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    timings = build(Path(args.work), Path(args.out), stages, overwrite=args.overwrite, workers=args.workers)
+    finals = Path(args.finals) if args.finals else None
+    timings = build(
+        Path(args.work), Path(args.out), stages, overwrite=args.overwrite, workers=args.workers, finals=finals
+    )
+    if finals is not None:
+        kept = keep_finals(Path(args.work), finals)
+        logger.info("kept in %s: %s", finals, ", ".join(kept) or "nothing new")
     print(json.dumps(timings, indent=2))
     return 0
 
