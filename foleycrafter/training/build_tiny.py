@@ -227,21 +227,6 @@ STAGES: dict[str, dict] = {
         "lr_schedule": "cosine",
         "validation_fraction": 0.05,
     },
-    # Issue #18: as the semantic adapter, a token per frame instead of the mean, on sequence clips
-    # (where the class changes within a window, so the frames' times matter).
-    "frame_aligned": {
-        "max_steps": 800,
-        "batch_size": 8,
-        "learning_rate": 5e-4,
-        "lr_warmup_steps": 50,
-        "lr_schedule": "cosine",
-        "text_dropout": 0.5,
-        "image_dropout": 0.05,
-        "both_dropout": 0.05,
-        "validation_fraction": 0.02,
-        "adapter": "frame_aligned",
-        "architecture": {"visual_attention": "framewise", "framewise_seconds": 0.5},
-    },
     # Issue #16: as the temporal controller, on the version-2 clips whose levels vary.
     "loudness": {
         "max_steps": 1200,
@@ -263,6 +248,13 @@ STAGES: dict[str, dict] = {
     # The loudness predictor is the onset detector's network: it trains with the same settings.
     "loudness_predictor": FRAME_MODEL_STAGE,
     "onset": FRAME_MODEL_STAGE,
+}
+# Issue #18: as the semantic adapter, a token per frame instead of the mean, on sequence clips (where
+# the class changes within a window, so the frames' times matter).
+STAGES["frame_aligned"] = {
+    **STAGES["semantic"],
+    "adapter": "frame_aligned",
+    "architecture": {"visual_attention": "framewise", "framewise_seconds": 0.5},
 }
 COMMON = {"checkpoint_every": 200, "checkpoints_total_limit": 1, "validate_every": 0, "log_every": 25}
 
