@@ -191,6 +191,21 @@ def test_loudness_controller_times_both_cases_per_step(bench, native_model, mode
         bench("loudness_controller").measure(native_model, seconds=2.0, steps=3, repeats=1)
 
 
+def test_frame_aligned_times_every_mask_against_the_mean_adapter(
+    bench, native_model, model_with_frame_aligned_adapter
+):
+    result = bench("frame_aligned").measure(native_model, None, seconds=2.0, steps=3, repeats=1)
+    cases = ["mean", "frame_aligned/all", "frame_aligned/causal", "frame_aligned/framewise"]
+    assert [row["case"] for row in result["rows"]] == cases
+    assert all(row["wall_s"] > 0 for row in result["rows"]) and result["rows"][0]["ratio_per_step"] == 1.0
+    # A trained adapter can be timed too; a model whose own adapter is frame-aligned is refused.
+    folder = model_with_frame_aligned_adapter[0]
+    timed = bench("frame_aligned").measure(native_model, folder, seconds=2.0, steps=3, repeats=1)
+    assert timed["adapter"] == str(folder)
+    with pytest.raises(SystemExit, match="give a model with the mean one"):
+        bench("frame_aligned").measure(folder, None, seconds=2.0, steps=3, repeats=1)
+
+
 def test_scripts_import_without_side_effects(bench):
     # Each script must be importable (tests use its functions) and expose main().
     for name in (
@@ -207,6 +222,7 @@ def test_scripts_import_without_side_effects(bench):
         "processes",
         "double_guidance",
         "loudness_controller",
+        "frame_aligned",
     ):
         assert callable(bench(name).main)
     assert sys.modules["_common"].REPO == BENCH.parent
