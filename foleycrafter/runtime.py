@@ -76,40 +76,59 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in its matrix units (AMX, from /proc/cpuinfo) and torch
-    may use them.
+def cpu_has_native_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether bfloat16 is faster than float32 on this CPU, by what was measured (bench/README.md),
+    and torch may use the instructions that make it so.
 
-    There, bfloat16 runs the Auffusion-shape models 1.7x faster than float32 (bench/README.md).
-    Elsewhere ``dtype="auto"`` keeps float32: with AVX512-BF16 alone a released-size step was ~1.2x
-    slower in bfloat16 and the bundled model no faster; on AVX2 bfloat16 is emulated, 4x slower for
-    the bundled model. Not Linux: False.
+    * AMX (Intel Sapphire Rapids and later): a released-size step 1.7x faster in bfloat16.
+    * AVX512-BF16 on AMD (EPYC, Zen 4 and later): a released-size step 2.0x faster (CPU time), the
+      bundled model's 4 s clip 1.1x.
+    * AVX512-BF16 on Intel without AMX (Cooper Lake): not measured on such a CPU; emulated on a
+      Sapphire Rapids held to that level, a released-size step was ~1.2x slower: float32.
+    * AVX2 only: bfloat16 is emulated, 4x slower for the bundled model: float32.
+
+    ``cpuinfo``: the text of ``/proc/cpuinfo`` (read when ``None``; elsewhere than Linux: False).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "amx_bf16" in flags and _torch_may_use_amx()
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    if "amx_bf16" in flags:
+        return _torch_may_use("AMX")
+    if "avx512_bf16" in flags and fields.get("vendor_id") == "AuthenticAMD":
+        return _torch_may_use("AVX512_CORE_BF16")
+    return False
 
 
-def _torch_may_use_amx() -> bool:
-    """Whether torch's kernels are free to use AMX: ``ATEN_CPU_CAPABILITY`` and
-    ``ONEDNN_MAX_CPU_ISA`` (set in some containers, or to emulate an older CPU) can hold them to a
-    lower level on a CPU that has it."""
+def _torch_may_use(level: str) -> bool:
+    """Whether torch's kernels are free to use an instruction ``level`` (``"AMX"`` or
+    ``"AVX512_CORE_BF16"``) that the CPU has: ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA`` (set
+    in some containers, or to emulate an older CPU) can hold them lower."""
     import torch
 
     if torch.backends.cpu.get_cpu_capability() in {"DEFAULT", "NO AVX", "AVX", "AVX2"}:
         return False
     isa = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
-    return isa in {"ALL", "DEFAULT"} or "AMX" in isa
+    if isa in {"ALL", "DEFAULT"} or "AMX" in isa:
+        return True
+    return level == "AVX512_CORE_BF16" and (
+        "AVX512_CORE_BF16" in isa or "AVX512_CORE_FP16" in isa or "AVX10" in isa
+    )
 
 
 def resolve_device_and_dtype(device: str = "auto", dtype: str = "auto"):
     """``(torch.device, torch.dtype)`` for the names a user gives.
 
     ``device="auto"``: CUDA when available, else the CPU. ``dtype="auto"``: float16 on CUDA; on the
-    CPU bfloat16 where it is faster (AMX: :func:`cpu_has_native_bfloat16`), else float32.
+    CPU bfloat16 where it was measured faster (AMX, or AVX512-BF16 on AMD:
+    :func:`cpu_has_native_bfloat16`), else float32.
 
     Raises:
         UsageError: a CUDA device was named but none is available.

@@ -304,22 +304,41 @@ def test_gpu_meta_audit_catches_host_reads_of_device_values(bench):
     assert sum(row["per_step"] for row in rows) == sum(counts.values())
 
 
-@pytest.mark.parametrize("capability, onednn_isa", [("avx2", "AVX2"), ("avx512", "AVX512_CORE_BF16")])
-def test_auto_dtype_keeps_float32_without_usable_amx(capability, onednn_isa):
-    # bench/README.md (CPU kinds): without AMX, bfloat16 was no faster for the bundled model and
-    # ~1.2x slower per released-size step (AVX512-BF16), or emulated and 4x slower (AVX2). Torch held
-    # to those levels (as when emulating such CPUs) must make `--dtype auto` keep float32, whatever
-    # /proc/cpuinfo says.
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "ATEN_CPU_CAPABILITY": capability,
-        "ONEDNN_MAX_CPU_ISA": onednn_isa,
-    }
+def test_auto_dtype_keeps_float32_when_torch_is_held_to_avx2():
+    # bench/README.md (CPU kinds): on AVX2 bfloat16 is emulated, 4x slower for the bundled model. Torch
+    # held to that level (as in some containers, or when emulating such CPUs) must make `--dtype
+    # auto` keep float32, whatever /proc/cpuinfo says.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
     code = "from foleycrafter.runtime import resolve_device_and_dtype as r; print(r('cpu', 'auto')[1])"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "torch.float32"
+
+
+def _cpuinfo(vendor: str, *flags: str) -> str:
+    return f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 avx2 {' '.join(flags)}\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, expected",
+    [
+        (_cpuinfo("GenuineIntel", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"), True),  # Sapphire Rapids
+        (_cpuinfo("AuthenticAMD", "avx512f", "avx512_bf16"), True),  # EPYC Zen 4: measured 2.0x
+        (_cpuinfo("GenuineIntel", "avx512f", "avx512_bf16"), False),  # Cooper Lake: emulated 0.8x
+        (_cpuinfo("AuthenticAMD"), False),  # Zen 2/3: AVX2 only
+        ("", False),
+    ],
+)
+def test_auto_dtype_picks_bfloat16_where_it_was_measured_faster(monkeypatch, cpuinfo, expected):
+    from foleycrafter import runtime
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert runtime.cpu_has_native_bfloat16(cpuinfo) is expected
+    # Held below the level that makes it fast, torch computes bfloat16 slowly: float32.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert runtime.cpu_has_native_bfloat16(cpuinfo) is False
 
 
 def test_processes_script_help_and_commands(bench, tmp_path):
