@@ -53,6 +53,9 @@ with a message pointing to ``foleycrafter generate``, which has no limit."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 FRAME_SHORT_SIDE = 256  # pixels; as the CLI's default, so memory does not grow with the resolution
+#: The drawing editors of the loudness curve and the region (a canvas each, kept in step with the
+#: text fields that hold the values; loaded into the page's head).
+EDITORS_SCRIPT = Path(__file__).with_name("demo_editors.js")
 ADAPTERS_OWN = "the adapter's own"  # the Visual attention choice that keeps the adapter's mask
 MODEL_CACHE_SIZE = 2  # pipelines kept loaded; a released-size model takes several GB
 OUTPUT_MAX_AGE_SECONDS = 24 * 3600  # results older than this are removed when a new one is written
@@ -854,6 +857,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                         "Use the reference's loudness", elem_id="loudness-from-reference"
                     )
                     predicted_button = gr.Button("Predict it from the video", elem_id="loudness-from-video")
+            gr.Markdown(
+                "Or draw it: press and drag to sketch a stretch of the curve, drag a red point to move it, "
+                "click to add one, double-click one to remove it (time across, 0 to -80 dB down)."
+            )
+            gr.HTML("", elem_id="loudness-editor")
             loudness_note = gr.Markdown("", elem_id="loudness-note")
         with gr.Accordion("Region (which object sounds)", open=False):
             with gr.Row(equal_height=True):
@@ -867,6 +875,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 region_mode = gr.Radio(
                     ["crop", "mask"], value="crop", label="Shown as", elem_id="region-mode", scale=1
                 )
+            gr.Markdown("Or drag a box over the object on the video's current frame (a click clears it).")
+            gr.HTML("", elem_id="region-editor")
             region_preview = gr.Image(
                 label="The region on the video's middle frame",
                 type="numpy",
@@ -1000,6 +1010,7 @@ def serve(options: DemoOptions, block: bool = True, cache: PipelineCache | None 
         prevent_thread_lock=not block,
         quiet=not block,
         theme=_theme(),
+        head=f"<script>{EDITORS_SCRIPT.read_text(encoding='utf-8')}</script>",
         footer_links=[],
     )
     return app

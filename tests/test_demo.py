@@ -343,6 +343,73 @@ def test_visual_attention(page, native_model, model_with_frame_aligned_adapter, 
     _assert_soundtrack(result, VIDEO_SECONDS)
 
 
+def _canvas(page, editor: str):
+    """The editor's canvas, visible, and its box on the page (CSS pixels)."""
+    canvas = page.locator(f"#{editor} canvas")
+    canvas.wait_for(state="visible")
+    canvas.scroll_into_view_if_needed()  # the mouse acts at viewport coordinates
+    page.wait_for_timeout(300)
+    return canvas.bounding_box()
+
+
+def _drag(page, start, end, steps: int = 12) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=steps)
+    page.mouse.up()
+
+
+def test_drawing_the_loudness_curve_and_the_region(page, test_video):
+    """The editors write what is drawn into the text fields the server reads: a freehand stroke
+    becomes points, a point dragged moves, a double click removes one; a box dragged over the frame
+    becomes the region, a click clears it."""
+    from foleycrafter.loudness import parse_loudness_points
+
+    _upload(page, test_video)
+    _wait_for_text(page, "#status", "fps")
+    page.wait_for_function("document.querySelector('#input-video video')?.duration > 0")
+    page.get_by_role("button", name="Loudness (for models with a loudness controller)").click()
+
+    def at(t, db):
+        """Where (t s, db dB) is drawn: the plot area is the canvas less a 42 px axis on the left and
+        10 / 10 / 24 px margins. Read afresh: typing elsewhere may have scrolled the page."""
+        box = _canvas(page, "loudness-editor")
+        width, height = box["width"] - 52, box["height"] - 34
+        return box["x"] + 42 + t / VIDEO_SECONDS * width, box["y"] + 10 + (-db) / 80 * height
+
+    # A rising stroke over the first half becomes points that rise.
+    _drag(page, at(0.1, -70), at(1.0, -10))
+    page.wait_for_function("document.querySelector('#loudness-points textarea').value.length > 0")
+    _wait_for_text(page, "#loudness-note", "point(s)")
+    times, levels = parse_loudness_points(page.input_value("#loudness-points textarea"), VIDEO_SECONDS)
+    assert len(times) >= 3 and np.all(np.diff(times) > 0)
+    assert levels[0] < -55 and levels[-1] > -25 and times[-1] == pytest.approx(1.0, abs=0.1)
+
+    # Typed points are drawn; dragging one moves it and the field follows.
+    _fill_until(page, "#loudness-points textarea", "0.5:-60, 1.5:-20", "#loudness-note", "2 point(s)")
+    page.wait_for_timeout(400)
+    _drag(page, at(1.5, -20), at(1.5, -50), steps=6)
+    page.wait_for_function("document.querySelector('#loudness-points textarea').value !== '0.5:-60, 1.5:-20'")
+    times, levels = parse_loudness_points(page.input_value("#loudness-points textarea"), VIDEO_SECONDS)
+    assert list(times) == pytest.approx([0.5, 1.5], abs=0.05) and levels[1] == pytest.approx(-50, abs=3)
+    page.mouse.dblclick(*at(0.5, -60))
+    page.wait_for_function("!document.querySelector('#loudness-points textarea').value.includes('0.5:')")
+    times, _ = parse_loudness_points(page.input_value("#loudness-points textarea"), VIDEO_SECONDS)
+    assert list(times) == pytest.approx([1.5], abs=0.05)
+
+    page.get_by_role("button", name="Region (which object sounds)").click()
+    box = _canvas(page, "region-editor")
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _drag(page, (centre[0] - 30, centre[1] - 30), (centre[0] + 30, centre[1] + 30))
+    page.wait_for_function("document.querySelector('#region textarea').value.split(',').length === 4")
+    x0, y0, x1, y1 = (float(v) for v in page.input_value("#region textarea").split(","))
+    assert x0 < 0.5 < x1 and y0 < 0.5 < y1 and x1 - x0 < 0.9
+    _wait_for_text(page, "#region-note", "Only the boxed part")
+    page.mouse.click(*centre)
+    page.wait_for_function("document.querySelector('#region textarea').value === ''")
+    _wait_for_text(page, "#region-note", "whole picture")
+
+
 def test_onset_text():
     from foleycrafter.demo import DemoError, format_onsets, parse_onsets
 
