@@ -66,6 +66,12 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     frame = FoleyCrafterPipeline.from_pretrained(work / "frame_aligned" / "final")
     assert frame.semantic_adapter_kind == "frame_aligned" and pipe.semantic_adapter_kind == "mean"
 
+    # The second alignment classifier reads the frames through the audio-visual encoder's tower.
+    from foleycrafter.models import AlignmentClassifier
+
+    av = AlignmentClassifier.from_pretrained(work / "alignment_av" / "final" / "alignment_classifier")
+    assert av.frame_tower is not None and pipe.alignment_classifier.frame_tower is None
+
     # A second run finds every stage done and retrains nothing.
     unet = work / "unet" / "final" / "unet" / "diffusion_pytorch_model.safetensors"
     stamp = unet.stat().st_mtime_ns

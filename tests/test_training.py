@@ -285,6 +285,43 @@ def test_alignment_trainer(native_model, prepared, tmp_path):
     assert np.isfinite(losses(again)).all()
 
 
+def test_audio_visual_encoder_then_an_alignment_classifier_reading_it(native_model, prepared, tmp_path):
+    from foleycrafter import FoleyCrafterPipeline
+    from foleycrafter.models import AudioVisualEncoder
+
+    summary = run_trainer(
+        "audio_visual",
+        None,
+        prepared,
+        tmp_path / "cavp",
+        batch_size=3,
+        architecture={"embed_dim": 8, "hidden_channels": 16, "num_layers": 2},
+    )
+    assert_learns(summary)
+    validation = summary["validation"]
+    assert validation["clips"] == 1 and validation["stretch_retrieval_chance"] == 1 / 8
+    assert 0.0 <= validation["stretch_retrieval"] <= 1.0 and validation["clip_retrieval"] == 1.0  # one clip
+    encoder = AudioVisualEncoder.from_pretrained(tmp_path / "cavp" / "final" / "audio_visual_encoder")
+    # The alignment classifier carries its video tower, frozen, and saves and loads it natively.
+    run = run_trainer(
+        "alignment", native_model, prepared, tmp_path / "run", batch_size=3, max_steps=4,
+        video_encoder=str(tmp_path / "cavp" / "final"),
+    )  # fmt: skip
+    assert np.isfinite(losses(run)).all()
+    pipe = FoleyCrafterPipeline.from_pretrained(tmp_path / "run" / "final")
+    tower = pipe.alignment_classifier.frame_tower
+    for key, value in encoder.video.state_dict().items():
+        torch.testing.assert_close(tower.state_dict()[key], value)
+    pipe.set_progress_bar_config(disable=True)
+    frames = np.random.default_rng(0).integers(0, 255, (10, 32, 32, 3), dtype=np.uint8)
+    out = pipe(
+        video=frames, audio_length_in_s=1.0, onsets=[0.3], num_inference_steps=2, alignment_guidance_scale=5.0
+    )
+    assert np.isfinite(out.audios[0]).all()
+    with pytest.raises(FileNotFoundError, match="no audio-visual encoder there"):
+        run_trainer("alignment", native_model, prepared, tmp_path / "bad", video_encoder=str(tmp_path))
+
+
 def test_alignment_pairs_are_true_shifted_or_another_clips(native_model, prepared):
     from foleycrafter.training import TrainConfig, trainer_class
     from foleycrafter.training.alignment import OTHER, SHIFTED, TRUE

@@ -35,6 +35,10 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
             embeddings hardly move within a clip (their spread is ~5 % of their norm) except around
             a sound event, where consecutive frames differ ~18x more than elsewhere (SynthFoley
             train windows): the timing is in the differences, the class in the frames.
+        video_tower: the constructor arguments of a
+            :class:`~foleycrafter.models.audio_visual.VideoTower` that turns the frame features into
+            contrastively pretrained audio-visual ones first (CAVP's role in Diff-Foley), or ``None``
+            to read the frame features as they are. Its weights are part of the classifier.
     """
 
     @register_to_config
@@ -46,6 +50,7 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
         num_layers: int = 3,
         kernel_size: int = 5,
         frame_differences: bool = True,
+        video_tower: dict | None = None,
     ):
         super().__init__()
         sizes = {
@@ -67,7 +72,20 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
         )
         self.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(width, width)
-        self.video = nn.Linear(2 * video_dim + 1 if frame_differences else video_dim, width)
+        # Not named like its config key: ModelMixin looks a config key up before a submodule.
+        self.frame_tower = None
+        read_dim = video_dim
+        if video_tower is not None:
+            from .audio_visual import VideoTower
+
+            if video_tower.get("video_dim") != video_dim:
+                raise ValueError(
+                    f"AlignmentClassifier video_tower reads features of width {video_tower.get('video_dim')}, "
+                    f"but video_dim is {video_dim}."
+                )
+            self.frame_tower = VideoTower(**video_tower)
+            read_dim = video_tower["embed_dim"]
+        self.video = nn.Linear(2 * read_dim + 1 if frame_differences else read_dim, width)
         layers = []
         for index in range(num_layers):
             layers += [
@@ -96,6 +114,8 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
         timesteps = timesteps.to(latents.device).flatten().expand(batch)
         time = self.time_embedding(self.time_proj(timesteps).to(latents.dtype))  # (B, hidden)
         audio = self.audio(latents).mean(dim=2) + time[:, :, None]  # (B, hidden, W)
+        if self.frame_tower is not None:
+            video_features = self.frame_tower(video_features)
         video = self.video(self.video_inputs(video_features.to(latents.dtype))).transpose(
             1, 2
         )  # (B, hidden, F)
@@ -112,20 +132,11 @@ class AlignmentClassifier(ModelMixin, ConfigMixin):
     def video_inputs(self, features: torch.Tensor) -> torch.Tensor:
         """(B, F, D) frame features -> the video path's input, scale-free and of order 1 (a linear
         layer trained with Adam moves each weight by about the learning rate per step, so inputs
-        of very different scales would learn at very different speeds).
+        of very different scales would learn at very different speeds): see
+        :func:`~foleycrafter.models.audio_visual.frame_inputs`."""
+        from .audio_visual import frame_inputs
 
-        Each frame is scaled to norm sqrt(D) (zero frames, past a video's end, stay zero). With
-        ``frame_differences``, each frame's change from the previous one and that change's norm
-        follow, both divided by the clip's mean change norm: events stand out whatever the
-        encoder's scale. Returns (B, F, D) or (B, F, 2D + 1)."""
-        dim = features.shape[-1]
-        frames = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-6) * dim**0.5
-        if not self.config.frame_differences:
-            return frames
-        change = torch.diff(frames, dim=1, prepend=frames[:, :1])
-        size = change.norm(dim=-1, keepdim=True)
-        typical = size.mean(dim=1, keepdim=True).clamp_min(1e-6)
-        return torch.cat([frames, change / typical, size / typical], dim=-1)
+        return frame_inputs(features, self.config.frame_differences)
 
     def check_inputs(self, latents: torch.Tensor, video_features: torch.Tensor) -> None:
         """Raise a ValueError naming the input when shapes do not fit this classifier."""

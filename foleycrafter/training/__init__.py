@@ -9,6 +9,7 @@ TRAINERS = {
     "loudness": "foleycrafter.training.diffusion:LoudnessTrainer",
     "lora": "foleycrafter.training.diffusion:LoraTrainer",
     "alignment": "foleycrafter.training.alignment:AlignmentTrainer",
+    "audio_visual": "foleycrafter.training.audio_visual:AudioVisualTrainer",
     "onset": "foleycrafter.training.onset:OnsetTrainer",
     "loudness_predictor": "foleycrafter.training.onset:LoudnessPredictorTrainer",
     "vocoder": "foleycrafter.training.vocoder:VocoderTrainer",

@@ -40,18 +40,49 @@ class AlignmentTrainer(DiffusionTrainer):
 
         pipe = self.load_base(device)
         classifier = pipe.components.get("alignment_classifier")
-        if classifier is None or self.config.architecture:
+        encoder = self.video_encoder()
+        if classifier is None or self.config.architecture or encoder is not None:
             torch.manual_seed(self.config.seed)
             classifier = AlignmentClassifier(
                 latent_channels=int(pipe.vae.config.latent_channels),
                 video_dim=int(self.train_set.config["clip_dim"]),
+                video_tower=encoder.video_tower_config() if encoder is not None else None,
                 **self.config.architecture,
             )
+            if encoder is not None:
+                classifier.frame_tower.load_state_dict(encoder.video.state_dict())
         classifier = classifier.to(device)
         classifier.requires_grad_(True)
+        if classifier.frame_tower is not None:
+            # CAVP's features are pretrained and stay as they are; the classifier learns to read them.
+            classifier.frame_tower.requires_grad_(False)
         classifier.train()
         pipe.register_modules(alignment_classifier=classifier)
         return classifier
+
+    def video_encoder(self):
+        """The configured audio-visual encoder (``video_encoder``), or ``None``."""
+        from ..models import AudioVisualEncoder
+
+        if not self.config.video_encoder:
+            return None
+        folder = Path(self.config.video_encoder)
+        if (folder / "audio_visual_encoder" / "config.json").is_file():
+            folder = folder / "audio_visual_encoder"
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(
+                f"video_encoder {self.config.video_encoder}: no audio-visual encoder there (expected "
+                "config.json, or audio_visual_encoder/config.json); train one with `foleycrafter train "
+                "audio_visual`."
+            )
+        encoder = AudioVisualEncoder.from_pretrained(folder)
+        clip_dim = int(self.train_set.config["clip_dim"])
+        if encoder.config.video_dim != clip_dim:
+            raise ValueError(
+                f"video_encoder {folder} reads CLIP embeddings of width {encoder.config.video_dim}, but this "
+                f"data's are {clip_dim}: train it on data prepared with the same image encoder."
+            )
+        return encoder
 
     # -- pairs ---------------------------------------------------------------------------------------
     def pair_kinds(self, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,9 @@ in pieces on machines whose disks do not last; data and prepared clips are gener
     semantic  the IP-Adapter-style semantic adapter on the frozen base
     temporal  the ControlNet temporal controller on the frozen base + semantic adapter
     alignment the alignment classifier of double guidance (true / shifted / other clip's frames)
+    audio_visual  a contrastive audio-visual encoder (CAVP: clips and stretches of clips contrasted)
+    alignment_av  the alignment classifier again, reading the frames through that encoder's video
+              tower (issue #17 compares the two; export takes ``alignment``)
     sequences SynthFoley sequence splits (two or three objects in turn) and the train split prepared
     frame_aligned  a frame-aligned semantic adapter (a token per frame, framewise attention) on the
               frozen base, trained on the sequence clips; not exported (issue #18 compares it first)
@@ -249,6 +252,9 @@ STAGES: dict[str, dict] = {
     "loudness_predictor": FRAME_MODEL_STAGE,
     "onset": FRAME_MODEL_STAGE,
 }
+# Issue #17: CAVP's two contrasts on the prepared clips, then the classifier once more on its features.
+STAGES["audio_visual"] = {**STAGES["alignment"], "max_steps": 2000}
+STAGES["alignment_av"] = STAGES["alignment"]
 # Issue #18: as the semantic adapter, a token per frame instead of the mean, on sequence clips (where
 # the class changes within a window, so the frames' times matter).
 STAGES["frame_aligned"] = {
@@ -268,6 +274,8 @@ ORDER = (
     "semantic",
     "temporal",
     "alignment",
+    "audio_visual",
+    "alignment_av",
     "sequences",
     "frame_aligned",
     "dynamics",
@@ -277,7 +285,7 @@ ORDER = (
     "export",
 )
 #: Stages run by another stage's trainer.
-TRAINER_OF_STAGE = {"decoder": "vae", "frame_aligned": "semantic"}
+TRAINER_OF_STAGE = {"decoder": "vae", "frame_aligned": "semantic", "alignment_av": "alignment"}
 #: Latent caches of the stages whose clips are not the base data's (their ids repeat the base's).
 LATENT_CACHE_OF_STAGE = {
     "loudness": "latent_cache_v2.safetensors",
@@ -285,13 +293,13 @@ LATENT_CACHE_OF_STAGE = {
 }
 
 
-def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool) -> Path:
+def _train(name: str, model: Path | None, data: Path, out: Path, quick: bool, **extra) -> Path:
     from . import TrainConfig, trainer_class
 
     if (out / "final").is_dir():
         return out / "final"
-    settings = {**COMMON, **STAGES[name]}
-    if name in ("unet", "semantic", "temporal", "alignment", "loudness", "frame_aligned"):
+    settings = {**COMMON, **STAGES[name], **extra}
+    if name in ("unet", "semantic", "temporal", "alignment", "alignment_av", "loudness", "frame_aligned"):
         # The VAE is frozen from here on: its latents of the prepared clips are computed once (the
         # version-2 and sequence clips have the same ids as version 1's, so they keep caches of their own).
         cache = LATENT_CACHE_OF_STAGE.get(name, "latent_cache.safetensors")
@@ -461,6 +469,20 @@ def build(
     if (start := stage("alignment")) is not None:
         _train("alignment", work / "unet" / "final", prepared, work / "alignment", quick)
         finish("alignment", start)
+    if (start := stage("audio_visual")) is not None:
+        _train("audio_visual", None, prepared, work / "audio_visual", quick)
+        finish("audio_visual", start)
+    if (start := stage("alignment_av")) is not None:
+        encoder = work / "audio_visual" / "final"
+        _train(
+            "alignment_av",
+            work / "unet" / "final",
+            prepared,
+            work / "alignment_av",
+            quick,
+            video_encoder=str(encoder),
+        )
+        finish("alignment_av", start)
     sequences, prepared_sequences = work / "synthfoley_sequences", work / "prepared_sequences"
     if (start := stage("sequences")) is not None:
         for split, count in splits.items():

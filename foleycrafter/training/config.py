@@ -74,6 +74,10 @@ class TrainConfig:
             embedding) or ``"frame_aligned"`` (a token per frame with its time, attention masked by
             time: :mod:`foleycrafter.frame_aligned`); a frame-aligned adapter's options
             (``visual_attention``, ``framewise_seconds``, ``time_channels``) go in ``architecture``.
+        video_encoder: the alignment trainer's contrastively pretrained audio-visual encoder (a folder
+            holding ``audio_visual_encoder/``, or that folder; ``foleycrafter train audio_visual``):
+            the classifier carries its video tower, frozen, and reads the frames through it.
+            ``None``: the classifier reads the CLIP frame embeddings as they are.
         latent_cache: a safetensors file keeping the frozen VAE's latent distribution of every
             prepared clip between runs (diffusion trainers); clips are encoded once per VAE, which
             on a CPU costs more than a small UNet's training step. Ignored if written by another VAE.
@@ -117,6 +121,7 @@ class TrainConfig:
     temporal_scale: float | None = None
     latent_cache: str | None = None
     adapter: str = "mean"
+    video_encoder: str | None = None
 
     def __post_init__(self):
         if self.adapter not in ("mean", "frame_aligned"):
