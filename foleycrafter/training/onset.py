@@ -22,12 +22,27 @@ from ..data.prepared import PreparedDataset, collate
 from .loop import Trainer
 
 
-class OnsetTrainer(Trainer):
+class FrameModelTrainer(Trainer):
+    """What the per-frame video models' trainers share: the data they check and a new network's size."""
+
+    # Detection walks a video in the model's windows: clips of another length would teach the
+    # network another number of frames per second than it sees there.
+    shared_settings = ("window_columns", "sample_rate", "hop_length")
+
+    def network_settings(self, **defaults) -> dict:
+        """A new network's constructor arguments: the recipe's ``detector`` settings over
+        ``defaults``, sized to the prepared frames (squashed to ``detector_size``, centre-cropped by
+        the release's 112 / 128) unless the recipe says otherwise."""
+        settings = {**defaults, **self.config.detector}
+        size = int(self.train_set.config["detector_size"])
+        settings.setdefault("resize_size", size)
+        settings.setdefault("crop_size", min(size, int(round(size * 112 / 128))))
+        return settings
+
+
+class OnsetTrainer(FrameModelTrainer):
     name = "onset"
     fields = ("detector_frames",)
-    # Detection walks a video in the model's windows: clips of another length would teach the
-    # detector another number of frames per second than it sees there.
-    shared_settings = ("window_columns", "sample_rate", "hop_length")
 
     def build(self, device):
         from ..models import OnsetDetector
@@ -36,12 +51,8 @@ class OnsetTrainer(Trainer):
         if folder is not None and (folder / "config.json").is_file() and not self.config.detector:
             detector = OnsetDetector.from_pretrained(folder)
         else:
-            settings = {"preprocessing": "clean", **self.config.detector}
-            size = int(self.train_set.config["detector_size"])
-            settings.setdefault("resize_size", size)
-            settings.setdefault("crop_size", min(size, int(round(size * 112 / 128))))
             torch.manual_seed(self.config.seed)
-            detector = OnsetDetector(**settings)
+            detector = OnsetDetector(**self.network_settings(preprocessing="clean"))
         if detector.config.preprocessing != "clean":
             # The release's batch-statistics quirk never learns running statistics: train clean.
             settings = {k: v for k, v in detector.config.items() if not k.startswith("_")}
@@ -98,14 +109,13 @@ class OnsetTrainer(Trainer):
         return metrics
 
 
-class LoudnessPredictorTrainer(Trainer):
+class LoudnessPredictorTrainer(FrameModelTrainer):
     """The loudness predictor: the squared error of each frame's normalised level (0 at the floor,
     1 at full scale) against the loudest column of the clip's curve that the frame covers
     (:func:`~foleycrafter.models.loudness.frame_levels`); validation reports the error in dB."""
 
     name = "loudness_predictor"
     fields = ("detector_frames", "loudness")
-    shared_settings = OnsetTrainer.shared_settings
 
     def build(self, device):
         from ..models import LoudnessPredictor
@@ -114,12 +124,8 @@ class LoudnessPredictorTrainer(Trainer):
         if folder is not None and (folder / "config.json").is_file() and not self.config.detector:
             predictor = LoudnessPredictor.from_pretrained(folder)
         else:
-            settings = dict(self.config.detector)
-            size = int(self.train_set.config["detector_size"])
-            settings.setdefault("resize_size", size)
-            settings.setdefault("crop_size", min(size, int(round(size * 112 / 128))))
             torch.manual_seed(self.config.seed)
-            predictor = LoudnessPredictor(**settings)
+            predictor = LoudnessPredictor(**self.network_settings())
         self.timeline = self.train_set.timeline
         self.predictor = predictor.to(device)
         return self.predictor
