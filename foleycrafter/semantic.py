@@ -245,6 +245,7 @@ def install_frame_aligned_adapter(
                 + "."
             )
     projection.load_state_dict(state_dict["image_proj"])
+    reference = next(unet.parameters())
     processors = {}
     layers = dict(_cross_attention_layers(unet))
     number = 1
@@ -256,16 +257,12 @@ def install_frame_aligned_adapter(
         frame = FrameAlignedAttnProcessor(attention.to_k.out_features, attention.to_k.in_features)
         frame.to_k_ip[0].weight.data.copy_(state_dict["ip_adapter"][f"{number}.to_k_ip.weight"])
         frame.to_v_ip[0].weight.data.copy_(state_dict["ip_adapter"][f"{number}.to_v_ip.weight"])
-        processors[name] = frame
+        processors[name] = frame.to(device=reference.device, dtype=reference.dtype)
         number += 2
+    # (diffusers empties the dict it is given)
     unet.set_attn_processor(processors)
-    unet.encoder_hid_proj = projection
+    unet.encoder_hid_proj = projection.to(device=reference.device, dtype=reference.dtype)
     unet.register_to_config(encoder_hid_dim_type="ip_image_proj")
-    reference = next(unet.parameters())
-    unet.encoder_hid_proj.to(device=reference.device, dtype=reference.dtype)
-    for processor in processors.values():
-        if isinstance(processor, FrameAlignedAttnProcessor):
-            processor.to(device=reference.device, dtype=reference.dtype)
 
 
 def initial_frame_aligned_adapter(

@@ -224,3 +224,22 @@ def test_wrong_adapter_files_and_options_are_refused(frame_aligned_model, native
         FoleyCrafterPipeline.from_pretrained(both)
     with pytest.raises(CheckpointError, match="holds no semantic adapter"):
         mean_pipe.load_semantic_adapter(tmp_path)
+
+
+def test_a_frame_aligned_adapter_loads_in_the_pipelines_dtype(frame_aligned_model):
+    """Loaded in bfloat16 (what --dtype auto picks on some CPUs), every part of the adapter is
+    bfloat16 too, and generation runs."""
+    from foleycrafter import FoleyCrafterPipeline
+
+    pipe = FoleyCrafterPipeline.from_pretrained(frame_aligned_model[0], dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    adapter = {
+        n: p.dtype
+        for n, p in pipe.unet.named_parameters()
+        if "_ip." in n or n.startswith("encoder_hid_proj.")
+    }
+    assert adapter and set(adapter.values()) == {torch.bfloat16}
+    out = pipe(
+        video=frames_clip(), num_inference_steps=2, onsets=[0.5], generator=torch.Generator().manual_seed(0)
+    )
+    assert np.isfinite(out.audios[0]).all()
