@@ -83,8 +83,10 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
     # restored, and the stages they belong to are not trained again.
     finals = tmp_path / "finals"
     kept = build_tiny.keep_finals(work, finals)
-    assert sorted(kept) == sorted(f"{name}/final" for name in build_tiny.TRAINED_STAGES)
+    assert sorted(kept) == sorted(build_tiny.TRAINED_STAGES)
     assert build_tiny.keep_finals(work, finals) == []  # a final is kept once
+    # Only finished stages' results, safetensors and configs: no pickled checkpoint state.
+    assert not [p for p in finals.rglob("*") if p.suffix in (".bin", ".pkl", ".pt")]
     moved = tmp_path / "moved"
     assert build_tiny.restore_finals(finals, moved) == list(build_tiny.TRAINED_STAGES)
     build_tiny.build(
@@ -95,16 +97,3 @@ def test_build_tiny_runs_every_stage_exports_a_complete_model_and_resumes(tmp_pa
         restored_vae.read_bytes()
         == (work / "vae" / "final" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     )
-
-
-def test_finals_keep_the_newest_checkpoint_of_a_stage_still_training(tmp_path):
-    work, finals = tmp_path / "work", tmp_path / "finals"
-    for step in (2, 4):
-        (work / "unet" / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
-        (work / "unet" / "checkpoints" / f"checkpoint-{step}" / "state").write_text(str(step))
-    assert build_tiny.keep_finals(work, finals) == ["unet/checkpoints/checkpoint-4"]
-    (work / "unet" / "checkpoints" / "checkpoint-6").mkdir()
-    assert build_tiny.keep_finals(work, finals) == ["unet/checkpoints/checkpoint-6"]
-    assert [p.name for p in (finals / "unet" / "checkpoints").iterdir()] == ["checkpoint-6"]
-    assert build_tiny.restore_finals(finals, tmp_path / "new") == ["unet"]
-    assert (tmp_path / "new" / "unet" / "checkpoints" / "checkpoint-6").is_dir()

@@ -5,9 +5,10 @@ own generator and trainers, on a CPU:
 
 Stages (each writes ``<work>/<stage>/`` and is skipped when its result exists, so an interrupted
 build resumes where it stopped; a trainer interrupted mid-stage resumes from its last checkpoint;
-``--finals DIR`` keeps every trained stage's result, and the newest checkpoint of an unfinished one,
-in a folder that can be committed, and restores them into a new work folder, so a build can go on
-in pieces on machines whose disks do not last; data and prepared clips are generated again):
+``--finals DIR`` keeps every trained stage's result in a folder that can be committed, and restores
+them into a new work folder, so a build can go on in pieces on machines whose disks do not last;
+data and prepared clips are generated again, and a stage stopped part-way starts over: its
+checkpoints hold pickled optimizer state, which is not kept):
 
     data      SynthFoley train / validation / test splits (seed 0)
     clip      CLIP text + vision towers, contrastive, on frames and captions
@@ -343,47 +344,31 @@ TRAINED_STAGES = tuple(s for s in ORDER if s not in ("data", "prepare", "sequenc
 
 
 def keep_finals(work: Path, finals: Path) -> list[str]:
-    """Copy each trained stage's ``final`` folder from ``work`` into ``finals`` (once: a stage's
-    final never changes), and the newest checkpoint of a stage still training (replacing the one
-    kept before). Returns what was copied, as ``stage/folder`` names."""
+    """Copy each finished trained stage's ``final`` folder (safetensors and configs) from ``work``
+    into ``finals``, once: a stage's final never changes. Returns the stages copied."""
     copied = []
     for name in TRAINED_STAGES:
-        source, kept = Path(work) / name, Path(finals) / name
-        if (source / "final").is_dir():
-            if not (kept / "final").is_dir():
-                shutil.rmtree(kept, ignore_errors=True)
-                _copy_atomically(source / "final", kept / "final")
-                copied.append(f"{name}/final")
-            continue
-        checkpoints = sorted(
-            (source / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
-        )
-        if checkpoints and not (kept / "checkpoints" / checkpoints[-1].name).is_dir():
-            shutil.rmtree(kept / "checkpoints", ignore_errors=True)
-            _copy_atomically(checkpoints[-1], kept / "checkpoints" / checkpoints[-1].name)
-            copied.append(f"{name}/checkpoints/{checkpoints[-1].name}")
+        source, kept = Path(work) / name / "final", Path(finals) / name / "final"
+        if source.is_dir() and not kept.is_dir():
+            _copy_atomically(source, kept)
+            copied.append(name)
     return copied
 
 
 def restore_finals(finals: Path, work: Path) -> list[str]:
-    """Copy what :func:`keep_finals` kept into a work folder that lacks it (a stage with a final
-    there is skipped by the build; one with a checkpoint resumes from it). Returns the stages restored."""
+    """Copy what :func:`keep_finals` kept into a work folder that lacks it (the build then skips
+    those stages). Returns the stages restored."""
     restored = []
     for name in TRAINED_STAGES:
-        kept, target = Path(finals) / name, Path(work) / name
-        if not kept.is_dir() or (target / "final").is_dir():
-            continue
-        if (kept / "final").is_dir():
-            _copy_atomically(kept / "final", target / "final")
-        elif (kept / "checkpoints").is_dir() and not (target / "checkpoints").is_dir():
-            _copy_atomically(kept / "checkpoints", target / "checkpoints")
-        else:
-            continue
-        restored.append(name)
+        kept, target = Path(finals) / name / "final", Path(work) / name / "final"
+        if kept.is_dir() and not target.is_dir():
+            _copy_atomically(kept, target)
+            restored.append(name)
     return restored
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(source, partial)
@@ -583,9 +568,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--finals",
         default=None,
-        help="a folder keeping each trained stage's result (and an unfinished stage's newest checkpoint) "
-        "across machines: restored into --work first, updated as stages end; with --stages none it is "
-        "only updated from --work",
+        help="a folder keeping each trained stage's result across machines: restored into --work "
+        "first, updated as stages end; with --stages none it is only updated from --work",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
