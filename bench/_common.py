@@ -42,6 +42,26 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def clip_step_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the per-step benches on one SynthFoley clip: ``--seconds``, ``--steps``,
+    ``--repeats`` (see :func:`clip_step_setup`)."""
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=3)
+
+
+def clip_step_setup(args: argparse.Namespace, title: str) -> dict:
+    """Parsed options of a per-step bench -> its environment, header printed: ``--tiny`` shrinks the
+    clip, steps and repeats; threads are set and the libraries quieted."""
+    if args.tiny:
+        args.steps, args.repeats, args.seconds = 3, 1, 2.0
+    set_threads(args.threads)
+    quiet_libraries()
+    env = environment(args.threads)
+    print_header(f"{title}, {args.seconds:g} s clip, {args.steps} steps ({args.model})", env)
+    return env
+
+
 def set_threads(threads: int) -> None:
     """Use ``threads`` threads in torch, OpenMP, MKL and OpenCV's FFmpeg decoder, here and in
     subprocesses started from now on."""

@@ -64,19 +64,12 @@ def measure(model, seconds: float, steps: int, scale: float, repeats: int) -> di
 def main() -> None:
     parser = _common.parser(__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a native model folder with an alignment_classifier")
-    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
-    parser.add_argument("--steps", type=int, default=25)
+    _common.clip_step_options(parser)
     parser.add_argument(
         "--scale", type=float, default=20.0, help="alignment_guidance_scale of the guided case"
     )
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if args.tiny:
-        args.steps, args.repeats, args.seconds = 3, 1, 2.0
-    _common.set_threads(args.threads)
-    _common.quiet_libraries()
-    env = _common.environment(args.threads)
-    _common.print_header(f"double guidance, {args.seconds:g} s clip, {args.steps} steps ({args.model})", env)
+    env = _common.clip_step_setup(args, "double guidance")
     result = measure(args.model, args.seconds, args.steps, args.scale, args.repeats)
     _common.print_table(result["rows"])
     print(f"seconds per step guided / plain: {result['ratio_per_step']:.2f}x (target <= 1.3x)")

@@ -91,18 +91,9 @@ def main() -> None:
     parser.add_argument(
         "--adapter", default=None, help="a frame-aligned adapter (folder or file); default: a new one"
     )
-    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--repeats", type=int, default=3)
+    _common.clip_step_options(parser)
     args = parser.parse_args()
-    if args.tiny:
-        args.steps, args.repeats, args.seconds = 3, 1, 2.0
-    _common.set_threads(args.threads)
-    _common.quiet_libraries()
-    env = _common.environment(args.threads)
-    _common.print_header(
-        f"frame-aligned semantic adapter, {args.seconds:g} s clip, {args.steps} steps ({args.model})", env
-    )
+    env = _common.clip_step_setup(args, "frame-aligned semantic adapter")
     result = measure(args.model, args.adapter, args.seconds, args.steps, args.repeats)
     _common.print_table(result["rows"])
     _common.write_json(args.json, {"environment": env, **result})

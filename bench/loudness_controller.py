@@ -73,18 +73,9 @@ def measure(model, seconds: float, steps: int, repeats: int) -> dict:
 def main() -> None:
     parser = _common.parser(__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a native model folder with a loudness_controller")
-    parser.add_argument("--seconds", type=float, default=4.0, help="clip length (s)")
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--repeats", type=int, default=3)
+    _common.clip_step_options(parser)
     args = parser.parse_args()
-    if args.tiny:
-        args.steps, args.repeats, args.seconds = 3, 1, 2.0
-    _common.set_threads(args.threads)
-    _common.quiet_libraries()
-    env = _common.environment(args.threads)
-    _common.print_header(
-        f"loudness controller, {args.seconds:g} s clip, {args.steps} steps ({args.model})", env
-    )
+    env = _common.clip_step_setup(args, "loudness controller")
     result = measure(args.model, args.seconds, args.steps, args.repeats)
     _common.print_table(result["rows"])
     print(f"seconds per step with / without the loudness controller: {result['ratio_per_step']:.2f}x")

@@ -346,25 +346,24 @@ TRAINED_STAGES = tuple(s for s in ORDER if s not in ("data", "prepare", "sequenc
 def keep_finals(work: Path, finals: Path) -> list[str]:
     """Copy each finished trained stage's ``final`` folder (safetensors and configs) from ``work``
     into ``finals``, once: a stage's final never changes. Returns the stages copied."""
-    copied = []
-    for name in TRAINED_STAGES:
-        source, kept = Path(work) / name / "final", Path(finals) / name / "final"
-        if source.is_dir() and not kept.is_dir():
-            _copy_atomically(source, kept)
-            copied.append(name)
-    return copied
+    return _copy_finals(work, finals)
 
 
 def restore_finals(finals: Path, work: Path) -> list[str]:
     """Copy what :func:`keep_finals` kept into a work folder that lacks it (the build then skips
     those stages). Returns the stages restored."""
-    restored = []
+    return _copy_finals(finals, work)
+
+
+def _copy_finals(source: Path, target: Path) -> list[str]:
+    """Each trained stage's ``final`` folder that ``source`` has and ``target`` lacks, copied."""
+    copied = []
     for name in TRAINED_STAGES:
-        kept, target = Path(finals) / name / "final", Path(work) / name / "final"
-        if kept.is_dir() and not target.is_dir():
-            _copy_atomically(kept, target)
-            restored.append(name)
-    return restored
+        have, want = Path(source) / name / "final", Path(target) / name / "final"
+        if have.is_dir() and not want.is_dir():
+            _copy_atomically(have, want)
+            copied.append(name)
+    return copied
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
@@ -395,6 +394,20 @@ def build(
     data, parts = work / "synthfoley", work / "parts"
     timings: dict[str, float] = {}
 
+    def generate_splits(root: Path, version: int, layout: str = "single") -> None:
+        for split, count in splits.items():
+            if not (root / split / "metadata.jsonl").is_file():
+                generate_dataset(
+                    root,
+                    split,
+                    count,
+                    seed=0,
+                    workers=workers,
+                    overwrite=True,
+                    version=version,
+                    layout=layout,
+                )
+
     if finals is not None:
         restored = restore_finals(finals, work)
         if restored:
@@ -419,11 +432,7 @@ def build(
         return None
 
     if (start := stage("data")) is not None:
-        for split, count in splits.items():
-            if not (data / split / "metadata.jsonl").is_file():
-                generate_dataset(
-                    data, split, count, seed=0, workers=workers, overwrite=True, version=BASE_DATA_VERSION
-                )
+        generate_splits(data, BASE_DATA_VERSION)
         finish("data", start)
     if (start := stage("clip")) is not None:
         final = _train("clip", None, data / "train", work / "clip", quick)
@@ -470,18 +479,7 @@ def build(
         finish("alignment_av", start)
     sequences, prepared_sequences = work / "synthfoley_sequences", work / "prepared_sequences"
     if (start := stage("sequences")) is not None:
-        for split, count in splits.items():
-            if not (sequences / split / "metadata.jsonl").is_file():
-                generate_dataset(
-                    sequences,
-                    split,
-                    count,
-                    seed=0,
-                    workers=workers,
-                    overwrite=True,
-                    version=BASE_DATA_VERSION,
-                    layout="sequence",
-                )
+        generate_splits(sequences, BASE_DATA_VERSION, layout="sequence")
         _prepare(sequences / "train", prepared_sequences, parts, quick)
         finish("sequences", start)
     if (start := stage("frame_aligned")) is not None:
@@ -489,9 +487,7 @@ def build(
         finish("frame_aligned", start)
     dynamics, prepared_dynamics = work / "synthfoley_v2", work / "prepared_v2"
     if (start := stage("dynamics")) is not None:
-        for split, count in splits.items():
-            if not (dynamics / split / "metadata.jsonl").is_file():
-                generate_dataset(dynamics, split, count, seed=0, workers=workers, overwrite=True, version=2)
+        generate_splits(dynamics, 2)
         _prepare(dynamics / "train", prepared_dynamics, parts, quick)
         finish("dynamics", start)
     if (start := stage("loudness")) is not None:
