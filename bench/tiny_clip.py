@@ -14,6 +14,10 @@ Cases (each a whole ``pipe(video=..., prompt="")`` call, model loaded once, repe
   bfloat16 laid out channels-last on a CPU with native bfloat16, else float32).
 
 Wall seconds and CPU seconds are both reported; the ratio is release / fast (> 1: fast is faster).
+
+``--control`` adds ``release_again``: a second pipeline loaded and run exactly as ``release``. Its
+ratio to ``release`` is this machine's noise floor for the comparison (the two compute the same
+thing), measured in the same run; a release / fast ratio inside it is no difference.
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ def measure(
     fast_scheduler: str = "saved",
     fast_steps: int | None = None,
     fast_dtype: str = "auto",
+    control: bool = False,
 ) -> dict:
-    """Median wall / CPU seconds of the release-equivalent and fast settings on one clip of ``seconds``."""
+    """Median wall / CPU seconds of the release-equivalent and fast settings on one clip of ``seconds``
+    (with ``control``, also of a second copy of the release-equivalent pipeline: the noise floor)."""
     import torch
 
     from foleycrafter import FoleyCrafterPipeline
@@ -58,9 +64,14 @@ def measure(
     from foleycrafter.schedulers import set_scheduler
 
     steps = RELEASE_NUM_INFERENCE_STEPS
-    release = FoleyCrafterPipeline.from_pretrained(model)
-    release.set_progress_bar_config(disable=True)
-    set_scheduler(release, "pndm")
+
+    def release_pipeline():
+        pipe = FoleyCrafterPipeline.from_pretrained(model)
+        pipe.set_progress_bar_config(disable=True)
+        set_scheduler(pipe, "pndm")
+        return pipe
+
+    release = release_pipeline()
     device, dtype = resolve_device_and_dtype("cpu", fast_dtype)
     fast = place_pipeline(FoleyCrafterPipeline.from_pretrained(model, dtype=dtype), device, dtype)
     fast_dtype = str(dtype).removeprefix("torch.")
@@ -81,6 +92,8 @@ def measure(
             "release": run(release, num_inference_steps=steps, frame_short_side=None),
             "fast": run(fast, num_inference_steps=fast_steps, frame_short_side=256),
         }
+        if control:
+            cases["release_again"] = run(release_pipeline(), num_inference_steps=steps, frame_short_side=None)
         results = _common.interleaved(cases, repeats, warmup=1, progress=_common.log)
     rows = []
     for name, values in results.items():
@@ -94,6 +107,12 @@ def measure(
             }
         )
     speedup = _common.ratio(rows[0]["wall_s"], rows[1]["wall_s"])
+    noise = {}
+    if control:
+        noise = {
+            "noise_wall": _common.ratio(rows[0]["wall_s"], rows[2]["wall_s"]),
+            "noise_cpu": _common.ratio(rows[0]["cpu_s"], rows[2]["cpu_s"]),
+        }
     return {
         "clip_seconds": seconds,
         "release": f"{type(release.scheduler).__name__} x {steps}, full frames, float32",
@@ -101,6 +120,7 @@ def measure(
         "rows": rows,
         "speedup_wall": speedup,
         "speedup_cpu": _common.ratio(rows[0]["cpu_s"], rows[1]["cpu_s"]),
+        **noise,
     }
 
 
@@ -116,6 +136,9 @@ def main() -> None:
         "--fast-steps", type=int, default=None, help="steps of the fast case (default: the model's)"
     )
     parser.add_argument("--fast-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument(
+        "--control", action="store_true", help="also time a second release-equivalent copy (the noise floor)"
+    )
     args = parser.parse_args()
     _common.set_threads(args.threads)
     _common.quiet_libraries()
@@ -124,11 +147,21 @@ def main() -> None:
     env = _common.environment(args.threads)
     _common.print_header(f"tiny model end to end, {args.seconds:g} s clip ({args.model})", env)
     result = measure(
-        args.model, args.seconds, args.repeats, args.fast_scheduler, args.fast_steps, args.fast_dtype
+        args.model,
+        args.seconds,
+        args.repeats,
+        args.fast_scheduler,
+        args.fast_steps,
+        args.fast_dtype,
+        control=args.control,
     )
     print(f"release = {result['release']};  fast = {result['fast']}")
     _common.print_table(result["rows"])
     print(f"speed-up release/fast: wall {result['speedup_wall']:.2f}x, CPU {result['speedup_cpu']:.2f}x")
+    if args.control:
+        print(
+            f"noise floor release/release_again: wall {result['noise_wall']:.2f}x, CPU {result['noise_cpu']:.2f}x"
+        )
     for row in result["rows"]:
         verdict = "meets" if row["wall_s"] <= TARGET_SECONDS else "misses"
         print(

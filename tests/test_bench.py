@@ -206,6 +206,13 @@ def test_frame_aligned_times_every_mask_against_the_mean_adapter(
         bench("frame_aligned").measure(folder, None, seconds=2.0, steps=3, repeats=1)
 
 
+def test_tiny_clip_control_times_a_second_release_copy(bench, native_model):
+    result = bench("tiny_clip").measure(native_model, 2.0, repeats=1, control=True)
+    assert [row["case"] for row in result["rows"]] == ["release", "fast", "release_again"]
+    assert all(row["wall_s"] > 0 and row["cpu_s"] > 0 for row in result["rows"])
+    assert result["noise_wall"] > 0 and result["noise_cpu"] > 0
+
+
 def test_scripts_import_without_side_effects(bench):
     # Each script must be importable (tests use its functions) and expose main().
     for name in (
