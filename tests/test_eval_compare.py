@@ -77,13 +77,35 @@ def test_one_clip_of_forty_is_noise():
 
 def test_bad_pairs_are_refused_and_missing_metrics_reported():
     with pytest.raises(ValueError, match="different clips"):
-        compare_configuration(rows(num_clips=5), rows(num_clips=6))
+        compare_configuration(
+            rows(num_clips=5), [{**row, "id": "other_" + row["id"]} for row in rows(num_clips=5)]
+        )
     no_classifier = compare_configuration(rows(semantic=False), rows(semantic=False), resamples=10)
     assert no_classifier["semantic_accuracy"]["verdict"] == "not measured"
     with pytest.raises(ValueError, match="same split"):
         compare_results(results_file(rows()), results_file(rows(), split="validation"))
+    two = results_file(rows())
+    two["configurations"] += results_file(rows(), name="temporal_gt_onsets")["configurations"]
     with pytest.raises(ValueError, match="share no evaluated configuration"):
-        compare_results(results_file(rows()), results_file(rows(), name="semantic_empty_prompt"))
+        compare_results(two, results_file(rows(), name="semantic_empty_prompt"))
+
+
+def test_a_max_clips_run_is_compared_on_the_clips_it_shares_with_a_longer_run():
+    longer, shorter = rows(num_clips=40, hit_rate=0.5), rows(num_clips=40, hit_rate=0.5)[:10]
+    result = compare_configuration(longer, shorter, resamples=20)
+    # The first 10 clips are all on time in both: the longer run's late clips are not compared.
+    assert result["f1"]["baseline"] == pytest.approx(1.0) and result["f1"]["difference"] == 0.0
+    compared = compare_results(results_file(longer), results_file(shorter), resamples=20)
+    assert compared["configurations"]["both_detected"]["clips"] == 10
+
+
+def test_two_single_configurations_of_different_names_are_paired():
+    plain = results_file(rows(hit_rate=0.9))
+    curve = results_file(rows(hit_rate=0.4), name="both_detected_loudness")
+    compared = compare_results(plain, curve, resamples=50)
+    (name,) = compared["configurations"]
+    assert name == "both_detected -> both_detected_loudness"
+    assert compared["configurations"][name]["f1"]["verdict"] == "worse"
 
 
 def test_cli_compare_prints_the_verdicts_and_writes_json(tmp_path, capsys):

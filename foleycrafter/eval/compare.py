@@ -10,6 +10,12 @@ for both). The 95 % interval of those differences says whether a change is noise
 * ``better``: the whole interval lies above zero;
 * ``within noise``: the interval contains zero.
 
+A run limited with ``--max-clips N`` can be compared with a longer run of the same split: clip ``i``
+is generated with seed ``seed + i`` whatever the limit, so the first ``N`` clips of both are the same
+clips with the same seeds, and they are what is compared. Two files of one configuration each are
+compared with each other even when the configurations' names differ (e.g. ``both_detected``
+against ``both_detected_loudness``: the same clips with and without a loudness curve).
+
 Metrics: onset F1 at +-50 ms and average precision at +-100 ms (micro-averaged over the resampled
 clips, as the benchmark computes them), semantic accuracy, event class accuracy (the mean over the
 resampled clips that have events, e.g. SynthFoley sequence clips; clips without events have no value
@@ -109,7 +115,8 @@ def compare_configuration(
 
     Args:
         baseline, candidate: per-clip rows of one configuration (``clips`` of a results entry),
-            for the same clips in the same order.
+            for the same clips in the same order; where one side holds more clips and the other's
+            are its first ones (a ``--max-clips`` run), the shared first clips are compared.
         resamples: bootstrap samples.
         seed: seed of the resampling.
 
@@ -119,6 +126,8 @@ def compare_configuration(
         (e.g. no classifier, or no clip with events for the event class accuracy) has ``None``
         values and verdict ``"not measured"``.
     """
+    shared = min(len(baseline), len(candidate))
+    baseline, candidate = list(baseline)[:shared], list(candidate)[:shared]
     ids = [row["id"] for row in baseline]
     if ids != [row["id"] for row in candidate]:
         raise ValueError(
@@ -178,6 +187,15 @@ def compare_results(baseline: dict, candidate: dict, resamples: int = 1000, seed
     base_entries = {e["configuration"]["name"]: e for e in baseline["configurations"] if not e["skipped"]}
     cand_entries = {e["configuration"]["name"]: e for e in candidate["configurations"] if not e["skipped"]}
     shared = [name for name in base_entries if name in cand_entries]
+    if not shared and len(base_entries) == len(cand_entries) == 1:
+        # One configuration on each side: the user paired them by choosing the files.
+        (base_name,), (cand_name,) = base_entries, cand_entries
+        name = f"{base_name} -> {cand_name}"
+        base_entries, cand_entries, shared = (
+            {name: base_entries[base_name]},
+            {name: cand_entries[cand_name]},
+            [name],
+        )
     if not shared:
         raise ValueError(
             f"the files share no evaluated configuration (baseline: {', '.join(base_entries) or 'none'}; "
@@ -188,6 +206,7 @@ def compare_results(baseline: dict, candidate: dict, resamples: int = 1000, seed
         compared = compare_configuration(
             base_entries[name]["clips"], cand_entries[name]["clips"], resamples=resamples, seed=seed
         )
+        compared["clips"] = min(len(base_entries[name]["clips"]), len(cand_entries[name]["clips"]))
         compared["frechet_distance"] = {
             "baseline": base_entries[name]["metrics"].get("frechet_distance"),
             "candidate": cand_entries[name]["metrics"].get("frechet_distance"),
@@ -220,6 +239,7 @@ def format_comparison(
                 f"{name:30s} {title:20s} {m['baseline']:9.3f} {m['candidate']:9.3f} {m['difference']:+7.3f}  "
                 f"[{m['low']:+.3f}, {m['high']:+.3f}] {m['verdict']}"
             )
+        lines.append(f"{name:30s} {'clips compared':20s} {metrics['clips']:9d}")
         fd = metrics["frechet_distance"]
         if fd["baseline"] is not None and fd["candidate"] is not None:
             lines.append(
