@@ -159,6 +159,8 @@ def test_configurations_match_the_issue_table():
         "temporal_gt_onsets",
         "both_detected",
         "both_detected_loudness",
+        "both_detected_loudness_exact",
+        "both_detected_loudness_video",
         "both_detected_region",
         "both_detected_region_mask",
         "both_detected_release_timing",
@@ -206,6 +208,10 @@ def test_configurations_the_model_cannot_run_are_named():
         loudness_controller=None,
     )
     assert running._missing_parts(no_detector, c["both_detected_loudness"]) == ["loudness controller"]
+    no_detector.loudness_controller, no_detector.loudness_predictor = object(), None
+    assert running._missing_parts(no_detector, c["both_detected_loudness_exact"]) == []
+    assert running._missing_parts(no_detector, c["both_detected_loudness_video"]) == ["loudness predictor"]
+    assert c["both_detected_loudness_exact"].loudness == "ground_truth"
     no_detector.onset_detector = None
     assert running._missing_parts(no_detector, c["temporal_gt_onsets"]) == []
     assert running._missing_parts(no_detector, c["both_detected"]) == ["video onset detector"]

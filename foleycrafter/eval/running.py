@@ -43,6 +43,8 @@ name                              semantic  temporal  prompt       onsets       
 ``temporal_gt_onsets``            0         model's   the caption  ground truth    needs the controller
 ``both_detected``                 1.0       model's   ""           video detector  the default
 ``both_detected_loudness``        1.0       model's   ""           video detector  + a rough ground-truth loudness curve
+``both_detected_loudness_exact``  1.0       model's   ""           video detector  + the exact ground-truth curve
+``both_detected_loudness_video``  1.0       model's   ""           video detector  + the loudness predictor's curve
 ``both_detected_region``          1.0       model's   ""           video detector  frames cropped to the heard object
 ``both_detected_region_mask``     1.0       model's   ""           video detector  the rest painted grey instead
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
@@ -134,7 +136,8 @@ class Configuration:
             spectrogram through the vocoder alone: what the vocoder loses, apart from the VAE).
         loudness: a curve for the loudness controller: ``"ground_truth"`` (the clip's ground-truth
             audio's, :func:`~foleycrafter.loudness.audio_loudness`), ``"rough"`` (that curve roughened
-            as a person would draw it, seeded by the clip) or ``None`` (no controller).
+            as a person would draw it, seeded by the clip), ``"video"`` (the model's loudness
+            predictor reads it off the frames: ``loudness="video"``) or ``None`` (no controller).
         region: ``"ground_truth"``: the pipeline sees only the heard object's region of a
             two-object clip (its record's ``region``; clips without one are not selected), or
             ``None`` (the whole picture).
@@ -163,9 +166,10 @@ class Configuration:
     def __post_init__(self):
         if self.region not in (None, "ground_truth"):
             raise ValueError(f"Configuration.region must be None or 'ground_truth', got {self.region!r}.")
-        if self.loudness not in (None, "ground_truth", "rough"):
+        if self.loudness not in (None, "ground_truth", "rough", "video"):
             raise ValueError(
-                f"Configuration.loudness must be None, 'ground_truth' or 'rough', got {self.loudness!r}."
+                "Configuration.loudness must be None, 'ground_truth', 'rough' or 'video', "
+                f"got {self.loudness!r}."
             )
         if self.source not in SOURCES:
             raise ValueError(
@@ -220,6 +224,22 @@ CONFIGURATIONS: dict[str, Configuration] = {
             temporal_scale=RELEASE_TEMPORAL_SCALE,
             onsets="detector",
             loudness="rough",
+        ),
+        Configuration(
+            "both_detected_loudness_exact",
+            "+ both, detected onsets, and the ground truth's exact loudness curve",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            loudness="ground_truth",
+        ),
+        Configuration(
+            "both_detected_loudness_video",
+            "+ both, detected onsets, and the loudness curve the model's predictor reads off the video",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            loudness="video",
         ),
         Configuration(
             "both_detected_region",
@@ -591,6 +611,8 @@ def _missing_parts(pipe, configuration: Configuration) -> list[str]:
             missing.append("video onset detector")
     if configuration.loudness is not None and pipe.loudness_controller is None:
         missing.append("loudness controller")
+    if configuration.loudness == "video" and pipe.loudness_predictor is None:
+        missing.append("loudness predictor")
     return missing
 
 
@@ -696,7 +718,9 @@ def generate_clip_audio(
     }
     if configuration.temporal_scale > 0 and configuration.onsets == "ground_truth":
         kwargs["onsets"] = list(record["onsets"])
-    if configuration.loudness is not None:
+    if configuration.loudness == "video":
+        kwargs["loudness"] = "video"
+    elif configuration.loudness is not None:
         kwargs["loudness"] = clip_loudness_condition(pipe, record, configuration.loudness, seed)
     if configuration.region is not None:
         kwargs.update(region=list(record["region"]), region_mode=configuration.region_mode)
