@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative,
         default=None,
         help="how strongly sound follows detected onsets (default: the model's own, 0.2 for the "
-        "released weights, 0.5 for the bundled tiny model; 0 = off)",
+        "released weights, 3.0 for the bundled tiny model; 0 = off)",
     )
     generate.add_argument(
         "--onsets",

@@ -31,7 +31,10 @@ def test_bundled_model_is_native_safetensors_under_25_mb():
     assert not [f for f in files if f.suffix in (".bin", ".ckpt", ".pt", ".pth")]
     index = json.loads((DEFAULT_MODEL / "model_index.json").read_text())
     assert index["_class_name"] == "FoleyCrafterPipeline"
-    for part in ("controlnet", "onset_detector", "image_encoder", "vocoder", "unet", "vae", "text_encoder"):
+    parts = ("controlnet", "onset_detector", "image_encoder", "vocoder", "unet", "vae", "text_encoder")
+    # v2 carries every control the project ships: loudness, double guidance.
+    parts += ("loudness_controller", "loudness_predictor", "alignment_classifier")
+    for part in parts:
         assert index.get(part, [None])[0] is not None, part
 
 
@@ -42,11 +45,20 @@ def test_bundled_model_generates_finite_audio_of_the_clip_length(tmp_path):
     pipe = FoleyCrafterPipeline.from_pretrained(DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.has_semantic_adapter
-    assert pipe.config.default_temporal_scale == 0.5  # chosen on the validation split (build_tiny)
+    assert pipe.config.default_temporal_scale == 3.0  # chosen on the validation split (build_tiny)
     out = pipe(video=str(video), num_inference_steps=3, generator=torch.Generator().manual_seed(0))
     assert out.audios[0].shape == (48000,)
     assert np.all(np.isfinite(out.audios[0])) and np.abs(out.audios[0]).max() > 1e-3
     assert out.onset_probabilities is not None and out.timestamp_masks is not None
+    # Every control the bundle carries runs: the loudness curve read off the video, double guidance.
+    steered = pipe(
+        video=str(video),
+        num_inference_steps=2,
+        loudness="video",
+        alignment_guidance_scale=10.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert steered.loudness_curves is not None and np.all(np.isfinite(steered.audios[0]))
 
 
 def test_cli_default_model_turns_a_video_into_a_video_with_sound(tmp_path):

@@ -206,10 +206,12 @@ def compare_results(baseline: dict, candidate: dict, resamples: int = 1000, seed
         compared = compare_configuration(
             base_entries[name]["clips"], cand_entries[name]["clips"], resamples=resamples, seed=seed
         )
-        compared["clips"] = min(len(base_entries[name]["clips"]), len(cand_entries[name]["clips"]))
+        counts = len(base_entries[name]["clips"]), len(cand_entries[name]["clips"])
+        compared["clips"] = min(counts)
+        # A statistic of each file's whole set: comparable only when both scored the same clips.
         compared["frechet_distance"] = {
-            "baseline": base_entries[name]["metrics"].get("frechet_distance"),
-            "candidate": cand_entries[name]["metrics"].get("frechet_distance"),
+            side: entries[name]["metrics"].get("frechet_distance") if counts[0] == counts[1] else None
+            for side, entries in (("baseline", base_entries), ("candidate", cand_entries))
         }
         configurations[name] = compared
     return {

@@ -54,7 +54,7 @@ name                              semantic  temporal  prompt       onsets       
 ================================  ========  ========  ===========  ==============  ==================================
 
 "model's" is the model's ``default_temporal_scale`` (the pipeline's default: 0.2 as in the release,
-0.5 for the bundled tiny model), unless ``temporal_scale`` (``--temporal-scale``) overrides it.
+3.0 for the bundled tiny model), unless ``temporal_scale`` (``--temporal-scale``) overrides it.
 
 A configuration the model cannot run (no temporal controller, no semantic adapter or image
 encoder, no onset detector) is skipped with a note. Every clip ``i`` is generated with a CPU
