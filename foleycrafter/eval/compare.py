@@ -241,7 +241,8 @@ def format_comparison(
                 f"{name:30s} {title:20s} {m['baseline']:9.3f} {m['candidate']:9.3f} {m['difference']:+7.3f}  "
                 f"[{m['low']:+.3f}, {m['high']:+.3f}] {m['verdict']}"
             )
-        lines.append(f"{name:30s} {'clips compared':20s} {metrics['clips']:9d}")
+        if metrics.get("clips") is not None:
+            lines.append(f"{name:30s} {'clips compared':20s} {metrics['clips']:9d}")
         fd = metrics["frechet_distance"]
         if fd["baseline"] is not None and fd["candidate"] is not None:
             lines.append(
