@@ -39,7 +39,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -271,18 +270,6 @@ def summary(results: Mapping) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value):
-    if isinstance(value, float):
-        return None if not math.isfinite(value) else value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
@@ -297,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
+    from .report import write_results
+
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.exists():
@@ -309,8 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         scales=[float(s) for s in args.scales.split(",") if s.strip()],
         steps=args.steps,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_json_safe(results), indent=1) + "\n", encoding="utf-8")
+    write_results(results, out)  # atomically, NaN as null
     print(summary(results))
     print(f"wrote {out}")
 
