@@ -175,7 +175,7 @@ def run_diagnosis(
 
     from ..pipeline import FoleyCrafterPipeline
     from .classifier import read_split, read_wav
-    from .running import loudness_scores
+    from .running import clip_loudness_condition, loudness_scores
 
     started = time.perf_counter()
     records = read_split(data, split)[:num_clips]
@@ -196,7 +196,7 @@ def run_diagnosis(
         truth = read_wav(record["audio_path"])[0]
         target, columns_per_second = _curve(truth, duration)
         truth_peaks = event_peaks(target, record["onsets"], columns_per_second)
-        exact = clip_curve = None
+        clip_curve = None  # the exact curve, made once per clip for every scale
         for name in configurations:
             if name in ("vocoder", "autoencoder"):
                 audio = pipe.autoencode_audio(truth, through_vae=name == "autoencoder")
@@ -211,11 +211,8 @@ def run_diagnosis(
                 }
                 if name != "no_curve":
                     if clip_curve is None:
-                        from .running import clip_loudness_condition
-
                         clip_curve = clip_loudness_condition(pipe, record, "exact", seed)
-                    exact = float(name.split("@")[1])
-                    kwargs.update(loudness=clip_curve, loudness_scale=exact)
+                    kwargs.update(loudness=clip_curve, loudness_scale=float(name.split("@")[1]))
                 audio = np.asarray(pipe(**kwargs).audios[0], dtype=np.float32)
             generated, _ = _curve(audio, duration)
             entry = per_config[name]
