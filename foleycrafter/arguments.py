@@ -22,6 +22,11 @@ def non_negative(text: str) -> float:
     return _number(text, lambda value: value >= 0, "a number >= 0")
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1] (shares, strengths)."""
+    return _number(text, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+
+
 def positive_number(text: str) -> float:
     """A number > 0 (seconds, sizes)."""
     return _number(text, lambda value: value > 0, "a number > 0")

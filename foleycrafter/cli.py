@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .arguments import non_negative, positive_int
+from .arguments import fraction, non_negative, positive_int
 from .defaults import VISUAL_ATTENTION_MODES
 from .runtime import MODEL_ENV, UsageError, quiet_libraries
 from .schedulers import add_sampler_arguments
@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative,
         default=1.0,
         help="how strongly the sound follows --loudness / --loudness-from (default 1.0; 0 = off)",
+    )
+    generate.add_argument(
+        "--loudness-gain",
+        type=fraction,
+        default=0.0,
+        help="a gain stage after the vocoder: move the audio's level this share of the way to the curve "
+        "of --loudness / --loudness-from (default 0 = off; 1 = onto the curve wherever there is sound, "
+        "raising by at most 24 dB), as volume automation would; it adds no sound. With --loudness-scale 0 "
+        "it needs no loudness controller",
     )
     generate.add_argument(
         "--region",
@@ -590,6 +599,7 @@ def _generate(args, processes: Processes) -> int:
                 alignment_guidance_scale=args.alignment_guidance_scale,
                 loudness=loudness_source(info.duration) if loudness_source else None,
                 loudness_scale=args.loudness_scale,
+                loudness_gain=args.loudness_gain,
                 region=args.region,
                 region_mode=args.region_mode,
                 visual_attention=args.visual_attention,
@@ -644,13 +654,18 @@ def _loudness_source(args, pipe):
     """``duration (s) -> curve`` for ``--loudness`` / ``--loudness-from``, read once before the
     videos; ``None`` when neither was given. Refuses a model without a loudness controller."""
     if not (args.loudness or args.loudness_from):
+        if args.loudness_gain > 0:
+            raise UsageError(
+                "--loudness-gain applies a loudness curve: give --loudness or --loudness-from too."
+            )
         return None
     option = "--loudness" if args.loudness else "--loudness-from"
-    if pipe.components.get("loudness_controller") is None:
+    if pipe.components.get("loudness_controller") is None and args.loudness_scale > 0:
         raise UsageError(
             f"{option} needs a model with a loudness controller, and {args.model or 'the default model'} "
             "has none: train one with `foleycrafter train loudness --model ... --data ... --out ...` and "
-            "pass its final/ folder as --model."
+            "pass its final/ folder as --model, or apply the curve to the audio alone with "
+            "--loudness-scale 0 --loudness-gain 1."
         )
     from .loudness import fit_to_clip, read_loudness_file, reference_loudness
 

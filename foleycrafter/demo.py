@@ -600,6 +600,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         region_mode,
         visual_attention=ADAPTERS_OWN,
         visual_attention_window=0.5,
+        loudness_gain=0.0,
         progress=tqdm_progress,
     ):
         unchanged = (gr.skip(),) * 7
@@ -623,7 +624,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
             if loudness is not None and float(loudness_scale) > 0 and pipe.loudness_controller is None:
                 raise DemoError(
                     f"Loudness points are given, but the model `{folder}` has no loudness controller: clear "
-                    "the points, or choose a model folder that has one (`foleycrafter train loudness` writes it)."
+                    "the points, or choose a model folder that has one (`foleycrafter train loudness` writes it), "
+                    "or set the loudness scale to 0 and apply the points with the gain alone."
                 )
             frame_attention = {}
             if visual_attention != ADAPTERS_OWN:
@@ -657,8 +659,11 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 temporal_scale=float(temporal_scale),
                 alignment_guidance_scale=float(alignment_scale),
                 onsets=times,
-                loudness=loudness if pipe.loudness_controller is not None else None,
+                loudness=loudness
+                if pipe.loudness_controller is not None or float(loudness_gain) > 0
+                else None,
                 loudness_scale=float(loudness_scale),
+                loudness_gain=float(loudness_gain),
                 region=region,
                 region_mode=region_mode,
                 frame_short_side=FRAME_SHORT_SIDE,
@@ -686,6 +691,8 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
         unused = " (not used: temporal scale 0)" if float(temporal_scale) == 0 else ""
         if result.loudness_curves is not None:
             unused += f", following {len(loudness[0])} loudness point(s)"
+            if float(loudness_gain) > 0:
+                unused += f" with a gain of {float(loudness_gain):g} towards them"
         if frame_attention:
             unused += f", visual attention {frame_attention['visual_attention']}" + (
                 f" ({float(visual_attention_window):g} s)" if visual_attention == "framewise" else ""
@@ -846,6 +853,17 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     info="how strongly the sound follows the points (0 = off)",
                     scale=1,
                 )
+                loudness_gain = gr.Slider(
+                    0,
+                    1,
+                    value=0.0,
+                    step=0.05,
+                    label="Gain to the curve",
+                    elem_id="loudness-gain",
+                    info="after generating, turn the sound up or down towards the points (1 = onto them "
+                    "where there is sound, at most +24 dB; 0 = off)",
+                    scale=1,
+                )
             with gr.Row(equal_height=True):
                 reference = gr.File(
                     label="Reference recording (audio or video with sound)",
@@ -976,6 +994,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                 region_mode,
                 visual_attention,
                 visual_attention_window,
+                loudness_gain,
             ],
             [status, out_video, out_wav, spectrogram, report, plot, onsets, onset_summary],
             concurrency_id="model",

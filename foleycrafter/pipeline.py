@@ -358,6 +358,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         region_mode="crop",
         visual_attention=None,
         visual_attention_window=None,
+        loudness_gain=0.0,
     ) -> None:
         """Check the arguments of a call before any work, and without reading any file: a missing or
         unreadable video is reported when it is probed (a :class:`~foleycrafter.video.VideoReadError`)."""
@@ -415,10 +416,20 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                     "`alignment_guidance_scale` > 0 needs the image encoder for the classifier's frame "
                     "features: pass `image_encoder=` when loading, or set it to 0."
                 )
-        if loudness is not None and self.loudness_controller is None:
+        if not isinstance(loudness_gain, (int, float)) or not 0 <= loudness_gain <= 1:
+            raise ValueError(
+                f"`loudness_gain` is the share of the way to the loudness curve the gain stage goes, in "
+                f"[0, 1] (0: off), got {loudness_gain!r}."
+            )
+        if loudness_gain > 0 and loudness is None:
+            raise ValueError("`loudness_gain` > 0 applies a loudness curve: pass `loudness` too.")
+        if loudness_gain > 0 and output_type == "latent":
+            raise ValueError("`loudness_gain` shapes the audio, which output_type='latent' does not make.")
+        if loudness is not None and self.loudness_controller is None and loudness_scale > 0:
             raise ValueError(
                 "`loudness` was given but this pipeline has no loudness controller to follow it: load a "
-                "model that has one (`loudness_controller=` in from_pretrained), or drop `loudness`."
+                "model that has one (`loudness_controller=` in from_pretrained), or drop `loudness`, or "
+                "set `loudness_scale=0` and apply the curve to the audio alone with `loudness_gain`."
             )
         if loudness is not None and video is None and audio_length_in_s is None:
             raise ValueError("Without a `video`, pass `audio_length_in_s` to say how long the audio is.")
@@ -1090,6 +1101,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         alignment_guidance_scale: float = 0.0,
         loudness=None,
         loudness_scale: float = 1.0,
+        loudness_gain: float = 0.0,
         region=None,
         region_mode: str = "crop",
         visual_attention: str | None = None,
@@ -1163,6 +1175,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 ``loudness_predictor`` reads it off each window's frames. Shared by every prompt, or a
                 list with one per prompt. A long clip's windows each take their stretch of it.
             loudness_scale: weight of the loudness controller (0 switches it off).
+            loudness_gain: a gain stage after the vocoder that moves the audio's level towards the
+                curve, this share of the way in dB (0, the default: off; 1: onto the curve wherever
+                the audio has sound, raising by at most 24 dB): volume automation as an editor
+                would draw it, :func:`foleycrafter.loudness.follow_loudness`. It scales what the
+                model generated and adds no sound. Works without a loudness controller
+                (``loudness_scale=0``).
             region: the part of the picture that sounds: a box ``(x0, y0, x1, y1)`` in relative
                 coordinates or a mask ``(H, W)`` (or ``(T, H, W)``, one per sampled frame, for a clip
                 of one window); the semantic branch, the onset detector, the loudness predictor and
@@ -1228,6 +1246,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             region_mode,
             visual_attention,
             visual_attention_window,
+            loudness_gain,
         )
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -1265,7 +1284,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         )
         # Each item's curve as points in seconds, checked against its duration (now known)
         loudness_points = None
-        if loudness is not None and loudness_scale > 0:
+        if loudness is not None and (loudness_scale > 0 or loudness_gain > 0):
             loudness_points = [
                 curve
                 if curve is None or isinstance(curve, str)
@@ -1325,7 +1344,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             )
             # 6b. Loudness condition: each window's stretch of its item's curve
             batch_curves, loudness_condition = self.prepare_loudness_condition(
-                batch, clips, _rows(loudness_points, rows), mask_timeline, device
+                batch, clips, _rows(loudness_points, rows), mask_timeline, device, loudness_scale
             )
             # 7. Initial noise
             batch_generator = _batch_generator(generator, rows)
@@ -1355,7 +1374,12 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             else:
                 batch_mel_images = self.decode_latents(batch_latents)
                 mel_images.append(batch_mel_images)
-                audios.extend(self.mel_images_to_audio(batch_mel_images, [w.duration for w in batch]))
+                batch_audios = self.mel_images_to_audio(batch_mel_images, [w.duration for w in batch])
+                if loudness_gain > 0 and batch_curves is not None:
+                    batch_audios = self.apply_loudness_gain(
+                        batch_audios, batch_curves, _rows(loudness_points, rows), mask_timeline, loudness_gain
+                    )
+                audios.extend(batch_audios)
             masks.append(batch_masks)
             curves.append(batch_curves)
             probabilities.extend(batch_probabilities)
@@ -1417,12 +1441,13 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
         return curve
 
     def prepare_loudness_condition(
-        self, windows, clips, points: list | None, timeline: Timeline, device
+        self, windows, clips, points: list | None, timeline: Timeline, device, loudness_scale: float = 1.0
     ) -> tuple[np.ndarray | None, torch.Tensor | None]:
         """The loudness controller's input for a batch: ``(curves (B, columns) in dBFS, condition
-        image (B or 2B, 1, n_mels, columns))``, or ``(None, None)`` when no curve was given (or
-        ``loudness_scale`` is 0). A window of an item without a curve gets a silent one; an item
-        whose curve is ``"video"`` gets the loudness predictor's for its window's frames."""
+        image (B or 2B, 1, n_mels, columns))``, or ``(None, None)`` when no curve was given; the
+        condition is ``None`` when ``loudness_scale`` is 0 (the curves then serve the gain stage
+        alone). A window of an item without a curve gets a silent one; an item whose curve is
+        ``"video"`` gets the loudness predictor's for its window's frames."""
         if points is None or all(p is None for p in points):
             return None, None
 
@@ -1435,12 +1460,40 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             return loudness_lib.window_loudness(item_points, start, window.duration, timeline)
 
         curves = np.stack([window_curve(*args) for args in zip(windows, clips, points)])
+        if loudness_scale == 0 or self.loudness_controller is None:
+            return curves, None
         condition = loudness_lib.loudness_to_condition(curves, self.n_mels).to(
             device=device, dtype=self.loudness_controller.dtype
         )
         if self.do_classifier_free_guidance:
             condition = torch.cat([condition, condition])
         return curves, condition
+
+    def apply_loudness_gain(
+        self,
+        audios: list[torch.Tensor],
+        curves: np.ndarray,
+        points: list,
+        timeline: Timeline,
+        strength: float,
+    ) -> list[torch.Tensor]:
+        """The gain stage on a batch of windows' waveforms: each moves ``strength`` of the way to its
+        window's curve (``curves``: (B, columns) dBFS on ``timeline``), measured on the audio's own
+        mel columns (exact timing); a window of an item without a curve is left as it is. Windows
+        are shaped before they are joined, so overlaps cross-fade two shaped stretches."""
+        exact = self.timeline()
+        shaped = []
+        for audio, curve, item_points in zip(audios, curves, points):
+            if item_points is None:
+                shaped.append(audio)
+                continue
+            columns = exact.active_columns(audio.shape[-1] / exact.sample_rate)
+            centres = (np.arange(columns) + 0.5) / exact.columns_per_second
+            own = (np.arange(curve.size) + 0.5) / timeline.columns_per_second
+            target = np.interp(centres, own, curve)
+            wave = loudness_lib.follow_loudness(audio.float().cpu(), target, exact, strength)
+            shaped.append(torch.from_numpy(wave).to(device=audio.device, dtype=audio.dtype))
+        return shaped
 
     def join_output(self, plans, audios, mel_images, masks, probabilities, output_type, curves=()):
         """Per-window results -> :class:`FoleyCrafterPipelineOutput`: each item's windows joined into

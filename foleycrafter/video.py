@@ -300,6 +300,12 @@ _PICTURE_CODECS = {
 _MAKE_A_VIDEO = "ffmpeg -loop 1 -i IN -t 5 -c:v libx264 -pix_fmt yuv420p OUT.mp4"
 
 
+def _side_data_types(frame) -> set:
+    """The kinds of side data a decoded frame carries. PyAV 18 made ``frame.side_data`` a mapping
+    keyed by kind; before, iterating it gave the side data themselves, each with its ``type``."""
+    return {getattr(data, "type", data) for data in frame.side_data}
+
+
 def _demux_video(container, stream) -> tuple[list[int | None], int, float | None]:
     """Read every packet of ``stream`` (no decoding, except until the first frame comes out).
 
@@ -337,7 +343,7 @@ def _demux_video(container, stream) -> tuple[list[int | None], int, float | None
                     frames, to_decode = [], 0  # cannot decode: no rotation but the legacy tag
                 if frames:
                     to_decode = 0
-                    if any(data.type == Type.DISPLAYMATRIX for data in frames[0].side_data):
+                    if Type.DISPLAYMATRIX in _side_data_types(frames[0]):
                         rotation = float(frames[0].rotation)
     except av.FFmpegError:
         pass  # the data ends in damage: the packets before it stand

@@ -126,6 +126,37 @@ def test_clip_vae_unet_chain_builds_a_pipeline(synthfoley, tmp_path, clip):
     config = json.loads((tmp_path / "unet" / "final" / "model_index.json").read_text())
     assert config["_class_name"] == "FoleyCrafterPipeline"
 
+    # fine_tune starts from the given model's UNet: one Adam step moves each weight by about the
+    # learning rate, where a new UNet's weights would differ by their whole initialisation.
+    with pytest.raises(ValueError, match="holds no UNet"):
+        train("unet", parts, tmp_path / "prepared", tmp_path / "no_unet", fine_tune=True)
+    with pytest.raises(ValueError, match="give one of them"):
+        train(
+            "unet",
+            tmp_path / "unet" / "final",
+            tmp_path / "prepared",
+            tmp_path / "both",
+            fine_tune=True,
+            architecture=TINY_UNET,
+        )
+    train(
+        "unet",
+        tmp_path / "unet" / "final",
+        tmp_path / "prepared",
+        tmp_path / "tuned",
+        fine_tune=True,
+        max_steps=1,
+        learning_rate=1e-4,
+        lr_warmup_steps=0,
+    )
+    from diffusers import UNet2DConditionModel
+
+    before = UNet2DConditionModel.from_pretrained(tmp_path / "unet" / "final" / "unet").state_dict()
+    after = UNet2DConditionModel.from_pretrained(tmp_path / "tuned" / "final" / "unet").state_dict()
+    assert before.keys() == after.keys()
+    moved = max(float((after[k] - before[k]).abs().max()) for k in before)
+    assert 0 < moved < 3e-4
+
 
 def test_latents_are_cached_per_clip_only_when_unchanged(synthfoley, tmp_path):
     """The frozen encoder's distribution is reused per clip id; a split-and-merged batch is encoded anew."""

@@ -414,6 +414,15 @@ def test_alignment_guidance_option(videos, native_model, model_with_alignment_cl
     assert np.abs(audio("guided", 100) - plain).max() > 1e-4
 
 
+def _generated_audio(target, video, model, *options) -> np.ndarray:
+    """`generate` a 2-step soundtrack for ``video`` into the wav ``target`` and read it back."""
+    code = main(
+        ["generate", video, "-o", str(target), "--model", str(model), "--quiet", "--steps", "2", *options]
+    )
+    assert code == 0
+    return read_audio_track(target, sample_rate=SR)
+
+
 def test_loudness_options(videos, native_model, model_with_loudness_controller, tmp_path, capsys):
     """--loudness (points in a file) and --loudness-from (a reference recording) steer with the model's
     loudness controller; a model without one, or both options at once, are refused with what to do."""
@@ -429,11 +438,7 @@ def test_loudness_options(videos, native_model, model_with_loudness_controller, 
     assert "not allowed with argument" in capsys.readouterr().err
 
     def audio(name, *options):
-        target = tmp_path / f"{name}.wav"
-        code = main(["generate", video, "-o", str(target), "--model", str(model_with_loudness_controller),
-                     "--quiet", "--steps", "2", *options])  # fmt: skip
-        assert code == 0
-        return read_audio_track(target, sample_rate=SR)
+        return _generated_audio(tmp_path / f"{name}.wav", video, model_with_loudness_controller, *options)
 
     plain = audio("plain")
     swell = audio("swell", "--loudness", str(points))
@@ -453,6 +458,34 @@ def test_loudness_options(videos, native_model, model_with_loudness_controller, 
                  "--quiet", "--steps", "2", "--loudness", str(late)])  # fmt: skip
     assert code != 0 and not (tmp_path / "late.wav").exists()
     assert "within the clip" in capsys.readouterr().err
+
+
+def test_loudness_gain_option(videos, native_model, tmp_path, capsys):
+    """--loudness-gain applies the curve to the audio after the vocoder; with --loudness-scale 0 it
+    needs no loudness controller. Without a curve, or out of [0, 1], it is refused."""
+    from foleycrafter.loudness import audio_loudness, loudness_error_db
+    from foleycrafter.timeline import Timeline
+
+    video = str(videos["silent_15"])
+    points = tmp_path / "fade.csv"
+    points.write_text("seconds,dB\n0,-20\n1.9,-45\n")
+
+    def audio(name, *options):
+        return _generated_audio(tmp_path / f"{name}.wav", video, native_model, *options)
+
+    timeline = Timeline(sample_rate=SR)
+    plain = audio("plain")
+    shaped = audio("shaped", "--loudness", str(points), "--loudness-scale", "0", "--loudness-gain", "1")
+    columns = timeline.clip_columns(plain.size / SR)
+    target = np.interp((np.arange(columns) + 0.5) / timeline.columns_per_second, [0, 1.9], [-20, -45])
+    errors = [loudness_error_db(audio_loudness(a, timeline), target, floor_db=-80) for a in (plain, shaped)]
+    assert errors[1] < 2.0 < errors[0]
+    code = main(["generate", video, "-o", str(tmp_path / "no_curve.wav"), "--model", str(native_model),
+                 "--quiet", "--loudness-gain", "1"])  # fmt: skip
+    assert code != 0 and "give --loudness or --loudness-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", video, "--loudness", str(points), "--loudness-gain", "2"])
+    assert "a number from 0 to 1" in capsys.readouterr().err
 
 
 def test_visual_attention_options(videos, native_model, model_with_frame_aligned_adapter, tmp_path, capsys):

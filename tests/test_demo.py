@@ -278,6 +278,32 @@ def test_loudness_points_and_reference(page, model_with_loudness_controller, tes
     status, result = _generate_and_fetch(page, tmp_path)
     assert "following 2 loudness point(s)" in status
     _assert_soundtrack(result, VIDEO_SECONDS)
+    # The gain stage moves the generated sound onto the points, which the controller alone does not.
+    from foleycrafter.loudness import audio_loudness, loudness_error_db
+    from foleycrafter.timeline import Timeline
+    from foleycrafter.video import read_audio_track
+
+    timeline = Timeline()
+    columns = timeline.clip_columns(VIDEO_SECONDS)
+    target = np.interp((np.arange(columns) + 0.5) / timeline.columns_per_second, [0, 1.5], [-50, -10])
+
+    def error(path):
+        return loudness_error_db(audio_loudness(read_audio_track(path, sample_rate=16000), timeline), target)
+
+    free = error(result)
+    page.get_by_role(
+        "button", name="Loudness (for models with a loudness controller)"
+    ).scroll_into_view_if_needed()
+    _set_number(page, "loudness-gain", 1)
+    previous = page.get_attribute("#output-video video", "src")
+    page.click("#generate")
+    _wait_for_text(page, "#status", "with a gain of 1 towards them")
+    page.wait_for_function(
+        "src => document.querySelector('#output-video video')?.getAttribute('src') !== src", arg=previous
+    )
+    shaped = tmp_path / "shaped.mp4"
+    shaped.write_bytes(page.request.get(page.get_attribute("#output-video video", "src")).body())
+    assert error(shaped) < free - 3
 
     # A reference that swells from silence: its curve arrives as points that rise.
     t = np.arange(int(VIDEO_SECONDS * 16000)) / 16000

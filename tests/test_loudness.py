@@ -7,7 +7,9 @@ import pytest
 
 from foleycrafter.loudness import (
     LOUDNESS_FLOOR_DB,
+    MAX_BOOST_DB,
     audio_loudness,
+    follow_loudness,
     loudness_error_db,
     loudness_from_points,
     loudness_points,
@@ -157,6 +159,43 @@ def test_condition_image_and_error():
     assert np.isnan(loudness_error_db(np.full(3, -80.0), np.full(3, -75.0)))
 
 
+def _tone(seconds: float, amplitude: float) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return amplitude * np.sin(2 * np.pi * 440 * t)
+
+
+def test_gain_stage_puts_a_tone_on_a_ramp():
+    tone = _tone(2.0, 0.05)  # -29 dBFS throughout
+    ramp = np.linspace(-50.0, -15.0, 200)
+    shaped = follow_loudness(tone, ramp, TIMELINE)
+    assert shaped.shape == tone.shape and shaped.dtype == np.float32
+    assert np.abs(audio_loudness(shaped, TIMELINE) - ramp).max() < 0.1
+    # Half the way, in dB; strength 0 leaves the audio alone.
+    half = audio_loudness(follow_loudness(tone, ramp, TIMELINE, 0.5), TIMELINE)
+    np.testing.assert_allclose(half, (audio_loudness(tone, TIMELINE) + ramp) / 2, atol=0.1)
+    np.testing.assert_array_equal(follow_loudness(tone, ramp, TIMELINE, 0.0), tone.astype(np.float32))
+
+
+def test_gain_stage_steps_and_limits():
+    tone = _tone(2.0, 0.05)
+    steps = np.where(np.arange(200) < 100, -45.0, -15.0)
+    measured = audio_loudness(follow_loudness(tone, steps, TIMELINE), TIMELINE)
+    # Away from the step each side sits on its level; at the step the analysis window blurs it.
+    np.testing.assert_allclose(measured[:90], -45.0, atol=0.2)
+    np.testing.assert_allclose(measured[110:], -15.0, atol=0.2)
+    # A faint stretch is raised by at most MAX_BOOST_DB, and silence stays silent: no sound is added.
+    faint = np.concatenate([_tone(1.0, 1e-3), np.zeros(16000)])  # -63 dBFS, then silence
+    raised = audio_loudness(follow_loudness(faint, np.full(200, -10.0), TIMELINE), TIMELINE)
+    np.testing.assert_allclose(raised[10:90], audio_loudness(faint, TIMELINE)[10:90] + MAX_BOOST_DB, atol=0.1)
+    assert np.all(raised[110:] == LOUDNESS_FLOOR_DB)
+    # Full scale is the ceiling.
+    assert np.abs(follow_loudness(_tone(1.0, 0.5), np.full(100, 0.0), TIMELINE)).max() <= 1.0
+    with pytest.raises(ValueError, match="strength"):
+        follow_loudness(tone, steps, TIMELINE, 1.5)
+    with pytest.raises(ValueError, match="columns"):
+        follow_loudness(tone, steps[:50], TIMELINE)
+
+
 # --- the loudness controller in the pipeline ------------------------------------------------------
 
 
@@ -247,6 +286,43 @@ def test_bad_loudness_is_refused_early(loudness_pipe, native_model):
     assert released.loudness_controller is None
     with pytest.raises(ValueError, match="no loudness controller"):
         _generate(released, loudness=np.full(10, -20.0))
+
+
+def test_gain_stage_in_the_pipeline(loudness_pipe, native_model):
+    from foleycrafter import FoleyCrafterPipeline
+
+    timeline = loudness_pipe.timeline()
+    plain = _generate(loudness_pipe, loudness=np.full(200, -40.0))
+    level = float(np.median(audio_loudness(plain.audios[0], timeline)))
+    # A swell and a fade within the gain's reach of what the model drew.
+    points = ([0.0, 1.0, 2.0], [level - 15.0, level + 10.0, level - 15.0])
+    curve = window_loudness(loudness_points(points, 2.0, timeline), 0.0, 2.0, timeline)[:200]
+    follow = _generate(loudness_pipe, loudness=points, loudness_gain=1.0)
+    free = _generate(loudness_pipe, loudness=points)
+    np.testing.assert_array_equal(follow.mel_images, free.mel_images)  # the gain acts on the audio only
+    after = loudness_error_db(audio_loudness(follow.audios[0], timeline), curve, floor_db=-80.0)
+    before = loudness_error_db(audio_loudness(free.audios[0], timeline), curve, floor_db=-80.0)
+    assert after < 1.5 < before
+    # Across the windows of a long clip, joined after shaping.
+    seconds = timeline.window_seconds * 1.6
+    long_points = ([0.0, seconds], [level - 10.0, level + 5.0])
+    long = _generate(loudness_pipe, audio_length_in_s=seconds, loudness=long_points, loudness_gain=1.0)
+    columns = timeline.clip_columns(seconds)
+    target = np.interp((np.arange(columns) + 0.5) / 100, *long_points)
+    assert loudness_error_db(audio_loudness(long.audios[0], timeline), target, floor_db=-80.0) < 1.5
+    # Without a loudness controller: the gain alone, with the controller's scale at 0.
+    released = FoleyCrafterPipeline.from_pretrained(native_model)
+    released.set_progress_bar_config(disable=True)
+    alone = _generate(released, loudness=points, loudness_scale=0, loudness_gain=1.0)
+    assert loudness_error_db(audio_loudness(alone.audios[0], timeline), curve, floor_db=-80.0) < 1.5
+    with pytest.raises(ValueError, match="pass `loudness` too"):
+        _generate(loudness_pipe, loudness_gain=1.0)
+    with pytest.raises(ValueError, match="loudness_gain"):
+        _generate(loudness_pipe, loudness=points, loudness_gain=2.0)
+    with pytest.raises(ValueError, match="latent"):
+        _generate(loudness_pipe, loudness=points, loudness_gain=0.5, output_type="latent")
+    with pytest.raises(ValueError, match="loudness_scale=0"):
+        _generate(released, loudness=points, loudness_gain=1.0)
 
 
 def test_typed_points_and_simplified_curves():

@@ -324,7 +324,8 @@ class VaeTrainer(Trainer):
 
 
 class UnetTrainer(DiffusionTrainer):
-    """The text-to-audio UNet from scratch, on VAE latents of mel images with caption dropout."""
+    """The text-to-audio UNet, from scratch (or from ``--model``'s with ``fine_tune``), on VAE
+    latents of mel images with caption dropout."""
 
     name = "unet"
     fields = ("log_mel", "clip_embeds")
@@ -360,7 +361,20 @@ class UnetTrainer(DiffusionTrainer):
             **self.config.architecture,
             "cross_attention_dim": text_encoder.config.hidden_size,
         }
-        unet = UNet2DConditionModel(**settings)
+        if self.config.fine_tune:
+            if self.config.architecture:
+                raise ValueError(
+                    "The unet trainer got both fine_tune (start from --model's UNet) and an "
+                    "architecture (a new UNet); give one of them."
+                )
+            if not (parts / "unet" / "config.json").is_file():
+                raise ValueError(
+                    f"fine_tune=true starts from --model's unet/, but {parts / 'unet'} holds no UNet: "
+                    "give a model folder with one, or drop fine_tune to train a new UNet."
+                )
+            unet = UNet2DConditionModel.from_pretrained(parts / "unet")
+        else:
+            unet = UNet2DConditionModel(**settings)
         schedule = {
             "beta_start": 0.00085,
             "beta_end": 0.012,

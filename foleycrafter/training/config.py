@@ -78,6 +78,9 @@ class TrainConfig:
             holding ``audio_visual_encoder/``, or that folder; ``foleycrafter train audio_visual``):
             the classifier carries its video tower, frozen, and reads the frames through it.
             ``None``: the classifier reads the CLIP frame embeddings as they are.
+        fine_tune: the unet trainer starts from the UNet in ``--model``'s ``unet/`` (to adapt a trained
+            base to new clips, e.g. levels it has not heard) instead of a new one built from
+            ``architecture``.
         latent_cache: a safetensors file keeping the frozen VAE's latent distribution of every
             prepared clip between runs (diffusion trainers); clips are encoded once per VAE, which
             on a CPU costs more than a small UNet's training step. Ignored if written by another VAE.
@@ -122,6 +125,7 @@ class TrainConfig:
     latent_cache: str | None = None
     adapter: str = "mean"
     video_encoder: str | None = None
+    fine_tune: bool = False
 
     def __post_init__(self):
         if self.adapter not in ("mean", "frame_aligned"):
