@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="a gain stage after the vocoder: move the audio's level this share of the way to the curve "
         "of --loudness / --loudness-from (default 0 = off; 1 = onto the curve wherever there is sound, "
-        "raising by at most 24 dB), as volume automation would; it adds no sound. With --loudness-scale 0 "
+        "raising by at most 36 dB), as volume automation would; it adds no sound. With --loudness-scale 0 "
         "it needs no loudness controller",
     )
     generate.add_argument(

@@ -1177,7 +1177,7 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
             loudness_scale: weight of the loudness controller (0 switches it off).
             loudness_gain: a gain stage after the vocoder that moves the audio's level towards the
                 curve, this share of the way in dB (0, the default: off; 1: onto the curve wherever
-                the audio has sound, raising by at most 24 dB): volume automation as an editor
+                the audio has sound, raising by at most 36 dB): volume automation as an editor
                 would draw it, :func:`foleycrafter.loudness.follow_loudness`. It scales what the
                 model generated and adds no sound. Works without a loudness controller
                 (``loudness_scale=0``).

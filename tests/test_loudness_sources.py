@@ -61,3 +61,29 @@ def test_level_fit_tells_full_control_from_none():
     none = level_fit(requested, np.full(4, -20.0))
     assert none["slope"] == pytest.approx(0.0, abs=1e-9) and math.isnan(none["pearson"])
     assert level_fit([-20.0, float("nan")], [-20.0, -10.0])["events"] == 1
+
+
+def test_diagnosis_shapes_the_exact_curves_audio_with_the_gain_stage(
+    model_with_loudness_controller, tmp_path
+):
+    from foleycrafter.data import synthfoley as sf
+    from foleycrafter.eval.loudness_sources import run_diagnosis
+
+    sf.generate_dataset(tmp_path, "test", 1, seed=7, size=32, version=2)
+    results = run_diagnosis(
+        str(model_with_loudness_controller), str(tmp_path), split="test", num_clips=1, scales=[1.0],
+        boosts=[6.0, 60.0], steps=2, log=lambda *_: None,
+    )  # fmt: skip
+    found = results["configurations"]
+    assert list(found) == [
+        "vocoder",
+        "autoencoder",
+        "no_curve",
+        "exact@1",
+        "exact@1+gain<=6",
+        "exact@1+gain<=60",
+    ]
+    errors = [found[name]["loudness_error_db"] for name in ("exact@1", "exact@1+gain<=6", "exact@1+gain<=60")]
+    # The tiny random model is far too loud for the near-silent ground truth: the gain stage turns it
+    # down (cuts are not limited), and a larger boost limit never does worse.
+    assert errors[0] > 20 and errors[1] < 5 and errors[2] <= errors[1] + 1e-6

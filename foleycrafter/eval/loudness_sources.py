@@ -27,7 +27,9 @@ Measured per configuration on the same clips and noise as the benchmark (clip ``
 
 Configurations: ``vocoder`` (ground truth's mel straight to the vocoder), ``autoencoder`` (through
 the VAE too), ``no_curve`` (the default generation), ``exact@S`` (the ground truth's own curve at
-``loudness_scale`` S, for each S of the sweep).
+``loudness_scale`` S, for each S of the sweep), ``exact@S+gain<=B`` (the first of those with the
+gain stage after it, raising by at most B dB: :func:`~foleycrafter.loudness.follow_loudness`, for
+each B of ``boosts``; the same audio shaped, no generation of its own).
 
 Run::
 
@@ -164,6 +166,7 @@ def run_diagnosis(
     split: str = "validation",
     num_clips: int = 24,
     scales: Sequence[float] = (1.0, 2.0, 4.0),
+    boosts: Sequence[float] = (),
     steps: int | None = None,
     guidance_scale: float = 7.5,
     seed: int = 42,
@@ -173,7 +176,9 @@ def run_diagnosis(
     docstring) and measure where their loudness error sits. Returns a JSON-ready dict."""
     import torch
 
+    from ..loudness import follow_loudness
     from ..pipeline import FoleyCrafterPipeline
+    from ..timeline import Timeline
     from .classifier import read_split, read_wav
     from .running import clip_loudness_condition, loudness_scores
 
@@ -187,6 +192,8 @@ def run_diagnosis(
         raise ValueError(f"{model} has no loudness controller: there is nothing to diagnose.")
     steps = int(steps or pipe.config.get("default_num_inference_steps", 25) or 25)
     configurations = ["vocoder", "autoencoder", "no_curve", *[f"exact@{float(s):g}" for s in scales]]
+    shaped = f"exact@{float(scales[0]):g}" if scales else None
+    configurations += [f"{shaped}+gain<={float(b):g}" for b in boosts if shaped]
     per_config = {
         name: {"clips": [], "bands": [], "requested": [], "measured": []} for name in configurations
     }
@@ -197,9 +204,13 @@ def run_diagnosis(
         target, columns_per_second = _curve(truth, duration)
         truth_peaks = event_peaks(target, record["onsets"], columns_per_second)
         clip_curve = None  # the exact curve, made once per clip for every scale
+        audios = {}
         for name in configurations:
             if name in ("vocoder", "autoencoder"):
                 audio = pipe.autoencode_audio(truth, through_vae=name == "autoencoder")
+            elif "+gain<=" in name:
+                boost = float(name.split("<=")[1])
+                audio = follow_loudness(audios[shaped], clip_curve, Timeline(), max_boost_db=boost)
             else:
                 kwargs = {
                     "prompt": "",
@@ -214,6 +225,7 @@ def run_diagnosis(
                         clip_curve = clip_loudness_condition(pipe, record, "exact", seed)
                     kwargs.update(loudness=clip_curve, loudness_scale=float(name.split("@")[1]))
                 audio = np.asarray(pipe(**kwargs).audios[0], dtype=np.float32)
+            audios[name] = audio
             generated, _ = _curve(audio, duration)
             entry = per_config[name]
             entry["clips"].append({"id": record["id"], **loudness_scores(audio, truth, duration)})
@@ -274,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--num-clips", type=int, default=24)
     parser.add_argument("--scales", default="1,2,4", help="loudness_scale values of the exact curve")
+    parser.add_argument(
+        "--boosts", default="", help="the gain stage's largest raise (dB) after the first scale, e.g. 24,36"
+    )
     parser.add_argument("--steps", type=int, default=None, help="default: the model's own")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
@@ -293,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         split=args.split,
         num_clips=args.num_clips,
         scales=[float(s) for s in args.scales.split(",") if s.strip()],
+        boosts=[float(b) for b in args.boosts.split(",") if b.strip()],
         steps=args.steps,
     )
     write_results(results, out)  # atomically, NaN as null
