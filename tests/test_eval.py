@@ -163,6 +163,7 @@ def test_configurations_match_the_issue_table():
         "both_detected_loudness_video",
         "both_detected_region",
         "both_detected_region_mask",
+        "both_detected_region_other",
         "both_detected_release_timing",
         "autoencoder_ceiling",
         "autoencoder_ceiling_silence",
@@ -573,3 +574,9 @@ def test_region_configurations_take_only_two_object_clips(model_folder, tiny_spl
         pipe, record, running.CONFIGURATIONS["both_detected_region_mask"], 1, 7.5, 0, {}, torch
     )
     assert seen["region"] == record["region"] and seen["region_mode"] == "mask"
+    running.generate_clip_audio(
+        pipe, record, running.CONFIGURATIONS["both_detected_region_other"], 1, 7.5, 0, {}, torch
+    )
+    x0, y0, x1, y1 = record["region"]
+    assert seen["region"] == [1 - x1, y0, 1 - x0, y1] and seen["region_mode"] == "crop"
+    assert {x0, 1 - x1} == {0.0, 0.5}  # the two halves, one each

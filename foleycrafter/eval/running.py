@@ -47,6 +47,7 @@ name                              semantic  temporal  prompt       onsets       
 ``both_detected_loudness_video``  1.0       model's   ""           video detector  + the loudness predictor's curve
 ``both_detected_region``          1.0       model's   ""           video detector  frames cropped to the heard object
 ``both_detected_region_mask``     1.0       model's   ""           video detector  the rest painted grey instead
+``both_detected_region_other``    1.0       model's   ""           video detector  cropped to the silent object
 ``both_detected_release_timing``  1.0       model's   ""           video detector  ``timing="release"``, 8-10 s clips
 ``autoencoder_ceiling``           --        --        --           --              ground truth through VAE + vocoder
 ``autoencoder_ceiling_silence``   --        --        --           --              the same, silence after the clip's end
@@ -139,7 +140,8 @@ class Configuration:
             as a person would draw it, seeded by the clip), ``"video"`` (the model's loudness
             predictor reads it off the frames: ``loudness="video"``) or ``None`` (no controller).
         region: ``"ground_truth"``: the pipeline sees only the heard object's region of a
-            two-object clip (its record's ``region``; clips without one are not selected), or
+            two-object clip (its record's ``region``; clips without one are not selected),
+            ``"other"``: only the silent object's (the other half of the frame, mirrored), or
             ``None`` (the whole picture).
         region_mode: how the region is shown (``"crop"`` or ``"mask"``, :mod:`foleycrafter.region`).
         padding: for ``"reconstruct"`` and ``"vocode"``, what follows the clip's end in its mel
@@ -164,8 +166,10 @@ class Configuration:
     region_mode: str = "crop"
 
     def __post_init__(self):
-        if self.region not in (None, "ground_truth"):
-            raise ValueError(f"Configuration.region must be None or 'ground_truth', got {self.region!r}.")
+        if self.region not in (None, "ground_truth", "other"):
+            raise ValueError(
+                f"Configuration.region must be None, 'ground_truth' or 'other', got {self.region!r}."
+            )
         if self.loudness not in (None, "ground_truth", "rough", "video"):
             raise ValueError(
                 "Configuration.loudness must be None, 'ground_truth', 'rough' or 'video', "
@@ -257,6 +261,14 @@ CONFIGURATIONS: dict[str, Configuration] = {
             onsets="detector",
             region="ground_truth",
             region_mode="mask",
+        ),
+        Configuration(
+            "both_detected_region_other",
+            "the frames cropped to the object that is not heard: what a region on the wrong object does",
+            semantic_scale=1.0,
+            temporal_scale=RELEASE_TEMPORAL_SCALE,
+            onsets="detector",
+            region="other",
         ),
         Configuration(
             "both_detected_release_timing",
@@ -723,7 +735,10 @@ def generate_clip_audio(
     elif configuration.loudness is not None:
         kwargs["loudness"] = clip_loudness_condition(pipe, record, configuration.loudness, seed)
     if configuration.region is not None:
-        kwargs.update(region=list(record["region"]), region_mode=configuration.region_mode)
+        x0, y0, x1, y1 = record["region"]
+        # Two-object clips put the objects in mirrored halves (synthfoley.pairs).
+        box = [x0, y0, x1, y1] if configuration.region == "ground_truth" else [1 - x1, y0, 1 - x0, y1]
+        kwargs.update(region=box, region_mode=configuration.region_mode)
     kwargs.update(pipeline_kwargs or {})
     audio = pipe(**kwargs).audios[0]
     audio = np.asarray(audio.cpu().numpy() if hasattr(audio, "cpu") else audio, dtype=np.float32)
