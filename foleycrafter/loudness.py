@@ -60,13 +60,14 @@ def audio_loudness(
         floor_db: levels below this are raised to it.
 
     Returns:
-        float32 ``(active_columns(samples / sample_rate),)``: dBFS per mel column.
+        float32 ``(clip_columns(samples / sample_rate),)``: dBFS per mel column, however many model
+        windows the recording spans.
     """
     wave = np.asarray(torch.as_tensor(audio, dtype=torch.float64).cpu()).reshape(-1)
     if wave.size == 0:
         raise ValueError("audio_loudness: the recording is empty (0 samples).")
     duration = wave.size / timeline.sample_rate
-    count = timeline.active_columns(duration)
+    count = timeline.clip_columns(duration)
     hop = timeline.hop_length
     half = window_length // 2
     padded = np.pad(wave, (half, half + hop * count), mode="reflect" if wave.size > half else "constant")
@@ -104,7 +105,7 @@ def follow_loudness(
 
     Args:
         audio: mono waveform ``(samples,)`` at ``timeline.sample_rate``.
-        target_db: dBFS per mel column of ``timeline`` (at least ``active_columns`` of the audio's
+        target_db: dBFS per mel column of ``timeline`` (at least ``clip_columns`` of the audio's
             duration values; later ones are ignored).
         strength: 0 leaves the audio as it is, 1 moves every column to the curve (as far as the
             boost limit allows); in between, that fraction of the way, in dB.
@@ -115,7 +116,7 @@ def follow_loudness(
         float32 ``(samples,)``, clipped to [-1, 1].
     """
     wave = np.asarray(torch.as_tensor(audio, dtype=torch.float64).cpu()).reshape(-1)
-    count = timeline.active_columns(wave.size / timeline.sample_rate)
+    count = timeline.clip_columns(wave.size / timeline.sample_rate)
     target_db = np.asarray(target_db, dtype=np.float64).reshape(-1)
     if target_db.size < count:
         raise ValueError(

@@ -37,6 +37,17 @@ def test_audio_loudness_measures_rms_per_column():
     assert -23.1 < curve[104] < curve[96] < -2.9
 
 
+def test_audio_loudness_covers_recordings_longer_than_a_window():
+    # A reference or a ground truth longer than the model's window is measured to its end, not cut
+    # to one window and padded with silence.
+    short_window = Timeline(window_columns=64)
+    wave = _tone(2.0, 0.1)
+    curve = audio_loudness(wave, short_window)
+    assert curve.shape == (200,)
+    np.testing.assert_allclose(curve[5:195], audio_loudness(wave, TIMELINE)[5:195], atol=1e-4)
+    assert np.all(curve[100:195] > -30)
+
+
 def test_audio_loudness_floor_and_empty():
     curve = audio_loudness(np.zeros(1600), TIMELINE)
     assert curve.shape == (10,) and np.all(curve == LOUDNESS_FLOOR_DB)
