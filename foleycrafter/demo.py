@@ -861,7 +861,7 @@ def build_app(options: DemoOptions, cache: PipelineCache | None = None):
                     label="Gain to the curve",
                     elem_id="loudness-gain",
                     info="after generating, turn the sound up or down towards the points (1 = onto them "
-                    "where there is sound, at most +36 dB; 0 = off)",
+                    "where there is sound, at most +36 dB; 0 = off): for a reference's curve, not a rough sketch",
                     scale=1,
                 )
             with gr.Row(equal_height=True):

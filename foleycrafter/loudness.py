@@ -81,7 +81,8 @@ def audio_loudness(
 #: How far :func:`follow_loudness` raises a stretch of audio (dB). The bundled model's events come out
 #: 10-30 dB under the levels asked for; on 16 version-2 validation clips with the exact curve the
 #: gain stage left 4.2 / 3.0 / 2.7 / 2.7 dB of error at limits of 24 / 36 / 48 / 60 dB
-#: (results/diagnosis/loudness_gain_boosts_v2_validation.json). Beyond the knee, what a larger limit
+#: (results/diagnosis/loudness_gain_boosts_v2_validation.json, curves cut at 5.12 s by a measuring
+#: bug since fixed; on test clips with whole curves 36 dB leaves 2.0 dB). Beyond the knee, what a larger limit
 #: raises is mostly the model's background noise rather than a sound.
 MAX_BOOST_DB = 36.0
 

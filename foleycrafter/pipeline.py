@@ -1180,7 +1180,8 @@ class FoleyCrafterPipeline(DiffusionPipeline, IPAdapterMixin, StableDiffusionLor
                 the audio has sound, raising by at most 36 dB): volume automation as an editor
                 would draw it, :func:`foleycrafter.loudness.follow_loudness`. It scales what the
                 model generated and adds no sound. Works without a loudness controller
-                (``loudness_scale=0``).
+                (``loudness_scale=0``). Meant for measured curves: a rough drawing's line over the
+                quiet gaps between events would raise them.
             region: the part of the picture that sounds: a box ``(x0, y0, x1, y1)`` in relative
                 coordinates or a mask ``(H, W)`` (or ``(T, H, W)``, one per sampled frame, for a clip
                 of one window); the semantic branch, the onset detector, the loudness predictor and
