@@ -652,7 +652,9 @@ def generate_jobs(args) -> list[Job]:
 
 def _loudness_source(args, pipe):
     """``duration (s) -> curve`` for ``--loudness`` / ``--loudness-from``, read once before the
-    videos; ``None`` when neither was given. Refuses a model without a loudness controller."""
+    videos; ``None`` when neither was given. Refuses a model without a loudness controller unless
+    ``--loudness-scale 0`` (the curve then serves ``--loudness-gain`` alone), and ``--loudness-gain``
+    without a curve."""
     if not (args.loudness or args.loudness_from):
         if args.loudness_gain > 0:
             raise UsageError(

@@ -127,15 +127,17 @@ def follow_loudness(
         raise ValueError(f"follow_loudness: strength must lie in [0, 1], got {strength!r}.")
     if strength == 0 or count == 0:
         return wave.astype(np.float32)
-    start_db = audio_loudness(wave, timeline)[:count].astype(np.float64)
+    start_db = audio_loudness(wave, timeline).astype(np.float64)  # (count,): clip_columns, as above
     wanted_db = start_db + strength * (target_db[:count] - start_db)
     centres = np.arange(count) * timeline.hop_length + timeline.hop_length / 2
     samples = np.arange(wave.size)
     gain_db = np.zeros(count)
-    shaped = wave
-    for _ in range(iterations):
-        gain_db = np.minimum(gain_db + wanted_db - audio_loudness(shaped, timeline)[:count], max_boost_db)
+    shaped, measured_db = wave, start_db
+    for done in range(1, iterations + 1):
+        gain_db = np.minimum(gain_db + wanted_db - measured_db, max_boost_db)
         shaped = wave * 10 ** (np.interp(samples, centres, gain_db) / 20)
+        if done < iterations:  # the last pass's result is not measured again
+            measured_db = audio_loudness(shaped, timeline)
     return np.clip(shaped, -1.0, 1.0).astype(np.float32)
 
 
